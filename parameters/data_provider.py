@@ -1,0 +1,24 @@
+"""Data provider settings (thesis section 3.4)."""
+
+#: Input preprocessing, one of "normalize" (thesis default: each channel scaled to [0, 1]),
+#: "mean_subtraction", "zero_center", "nmf", "svd", "pca_whiten".
+INPUT_PREPROCESSING = "normalize"
+
+#: What "normalize" scales to [0, 1]: "sample" divides every time column by its maximum over the
+#: vertices, per channel (the 2017 code); "channel" divides by the maximum of the whole channel.
+NORMALIZE_OVER = "sample"
+
+#: Components kept by "nmf", "svd" and "pca_whiten".
+N_COMPONENTS = 32
+
+#: Add the vertex x, y, z coordinates as three more input channels (thesis 3.4: 6 channels in all).
+COORDINATE_CHANNELS = False
+
+#: Number of target classes and the amplitude threshold of the "active" class
+#: (thesis 3.4: two classes, threshold 1e-20).
+N_CLASSES = 2
+ACTIVE_THRESHOLD = 1e-20
+
+#: Worker threads that cut tiles, and the size of their queue.
+N_WORKERS = 2
+MAX_QUEUE_SIZE = 8

@@ -1,0 +1,52 @@
+"""U-Net and training settings (thesis sections 3.5-3.6 and Table 1).
+
+The values here are the thesis's; the profiles in :mod:`parameters.profiles` scale the network
+and the data down for machines without a GPU.
+"""
+
+#: Network levels (Table 1: 5 layers).
+N_LEVELS = 5
+
+#: Convolution filter size (Table 1: 4, i.e. 4x4).
+FILTER_SIZE = 4
+
+#: Feature channels of the first level, doubled per level (Table 1: 64).
+ROOT_FEATURES = 64
+
+#: Max pooling and transposed-convolution size (thesis 3.5: 2x2).
+POOL_SIZE = 2
+
+#: Batch normalization after each convolution (thesis 3.5).
+BATCH_NORM = True
+
+#: Dropout keep probability (thesis 3.6: 0.80), i.e. a dropout rate of 0.2.
+DROPOUT_KEEP = 0.8
+
+#: L1 regularization of the convolution kernels (Table 1: lambda1 0.005).
+L1 = 0.005
+
+#: Momentum SGD (thesis 3.6: initial learning rate 0.02, momentum 0.9).
+LEARNING_RATE = 0.02
+MOMENTUM = 0.9
+
+#: Learning rate multiplied by this after each epoch (Table 1: 0.95).
+LR_DECAY = 0.95
+
+#: Gradient norm clipping threshold (Table 1: max norm 0.01).
+MAX_NORM = 0.01
+
+#: Maximum number of epochs (Table 1: up to 300) and early-stopping patience on the validation
+#: loss (the thesis stopped manually when the loss plateaued).
+EPOCHS = 300
+EARLY_STOPPING_PATIENCE = 20
+
+#: Border pixels of each tile left out of predictions and metrics (thesis 3.5: 2).
+BORDER = 2
+
+#: Tiles per optimizer step (thesis: one 642x642 tile per step).
+BATCH_SIZE = 1
+
+#: Validation batches evaluated after each epoch; None evaluates the whole validation split
+#: every epoch (a stable val_loss for early stopping).  The thesis evaluated "the next
+#: mini-batch from the verification data set" (section 3.6), i.e. 1, moving on each epoch.
+VALIDATION_STEPS = None

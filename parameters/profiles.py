@@ -1,0 +1,54 @@
+"""Profiles: named sizes of the whole job.
+
+A profile overrides settings of the other parameter modules by ``"module.NAME"``.  ``thesis`` is
+the thesis's Table 1 unchanged (a GPU job: about 28 s per training step on a 2-core CPU);
+``quick`` is the README's main command, sized to finish in minutes on 2 CPU cores; ``tiny`` is for
+tests and CI (seconds).
+"""
+
+PROFILES = {
+    "tiny": {
+        "headmodel.BEM_ICO": 3,
+        "simulation.PASSES": {"train": 1, "valid": 1, "test": 1},
+        "simulation.N_WINDOWS": {"train": 60, "valid": 20, "test": 20},
+        "simulation.ICA_N_COMPONENTS": 10,
+        "simulation.EMPTY_ROOM_DURATION": 10.0,
+        "data_provider.N_WORKERS": 1,
+        "network.N_LEVELS": 2,
+        "network.FILTER_SIZE": 3,
+        "network.ROOT_FEATURES": 4,
+        "network.EPOCHS": 2,
+        "network.EARLY_STOPPING_PATIENCE": 2,
+        "network.LEARNING_RATE": 0.02,
+        "tile.T_STEPS": 64,
+        "tile.STEPS_PER_EPOCH": 8,
+    },
+    "quick": {
+        "simulation.PASSES": {"train": 3, "valid": 1, "test": 1},
+        "simulation.N_WINDOWS": {"train": 1926, "valid": 321, "test": 642},
+        # Sized by `python benchmarks/training.py --profiles quick` on a 2-core CPU: a
+        # 642 x 128 tile through this 207k-parameter U-Net (7.8 GFLOP per step) takes about
+        # 135 ms per training step and 38 ms per validation step, so 12 epochs of 100 steps
+        # plus the whole validation split (150 tiles) each take about 4 minutes (about 8 when
+        # another job shares the cores).  An "epoch" is 100 steps, a fifth of the 451 training
+        # tiles, so that the learning rate decays and checkpoints come every ~20 s.
+        "network.N_LEVELS": 4,
+        "network.FILTER_SIZE": 4,
+        "network.ROOT_FEATURES": 8,
+        "network.EPOCHS": 12,
+        "network.EARLY_STOPPING_PATIENCE": 5,
+        "tile.T_STEPS": 128,
+        "tile.STEPS_PER_EPOCH": 100,
+    },
+    "thesis": {
+        "simulation.PASSES": {"train": 10, "valid": 1, "test": 1},
+        "simulation.N_WINDOWS": {"train": 6420, "valid": 642, "test": 642},
+        "tile.T_STEPS": 642,
+        "tile.STEPS_PER_EPOCH": None,
+    },
+}
+
+#: Tile settings that only profiles set: the tile width in samples (thesis 3.4: t_steps = 642,
+#: the "batch size" of Table 1) and the optimizer steps per epoch (None: one pass over the
+#: training tiles).
+TILE_DEFAULTS = {"T_STEPS": 642, "STEPS_PER_EPOCH": None}

@@ -1,0 +1,53 @@
+"""Simulation and inverse-solution settings (thesis section 3.3)."""
+
+#: Sampling frequency of the simulated recordings in Hz.  The thesis simulated on top of the MNE
+#: sample recording (600.614990234375 Hz); we keep it, so the 20-sample activation lasts 33 ms,
+#: about a third of a 10 Hz cycle, exactly as in the thesis.
+SFREQ = 600.614990234375
+
+#: Frequency of the sinusoidal source waveform in Hz (thesis 3.3: "time-staggered sinusoids at 10 Hz").
+WAVEFORM_FREQ = 10.0
+
+#: Samples per activation (thesis 3.3: 20 samples per activation).
+SAMPLES_PER_ACTIVATION = 20
+
+#: Silent gap after each activation as a fraction of SAMPLES_PER_ACTIVATION (2017 code:
+#: EMPTY_SIGNAL = 0.5, i.e. 10 zero samples).
+EMPTY_SIGNAL = 0.5
+
+#: Number of passes over every vertex of the hemisphere in the single-dipole splits, per split.
+#: (The thesis does not state it; profiles override these.)
+PASSES = {"train": 1, "valid": 1, "test": 1}
+
+#: Number of multi-dipole activation windows per split (multi-dipole runs only; profiles override).
+N_WINDOWS = {"train": 642, "valid": 642, "test": 642}
+
+#: Run the thesis's preprocessing on the simulated raw data: notch and band-pass filters, and,
+#: when config.py's ARTIFACTS adds ECG/blink artifacts, ICA and SSP as well.
+PREPROCESS = True
+
+#: Notch filter frequencies in Hz (thesis 3.3).
+NOTCH_FREQS = (60.0, 120.0, 180.0, 240.0)
+
+#: Band-pass filter edges in Hz and FIR design (thesis 3.3: 5-40 Hz, "firwin").
+L_FREQ = 5.0
+H_FREQ = 40.0
+FIR_DESIGN = "firwin"
+
+#: Peak-to-peak rejection thresholds (thesis 3.3: grad 4000e-13 T/m, mag 5e-12 T).
+REJECT = {"grad": 4000e-13, "mag": 5e-12}
+
+#: Channels marked bad, as in the MNE sample recording (thesis 3.3).  Names that a head model
+#: does not have are ignored.
+BAD_CHANNELS = ("MEG 2443", "EEG 053")
+
+#: ICA settings (thesis 3.3: fastica, 25 components).
+ICA_N_COMPONENTS = 25
+ICA_METHOD = "fastica"
+
+#: Inverse operator settings (thesis 3.3: depth weighting 0.8; 2017 code: loose 0.2).
+DEPTH = 0.8
+LOOSE = 0.2
+
+#: Duration in seconds of the simulated empty-room recording that gives the noise covariance.
+EMPTY_ROOM_DURATION = 60.0

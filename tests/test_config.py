@@ -1,0 +1,183 @@
+"""Loading and validation of config.py."""
+
+import dataclasses
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from meg_unet.config import (
+    SETTINGS,
+    ConfigError,
+    load_config,
+    parse_override,
+    validate_settings,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_config(tmp_path, text):
+    path = tmp_path / "config.py"
+    path.write_text(text)
+    return path
+
+
+def test_repository_config_is_valid():
+    config = load_config(ROOT / "config.py")
+    assert config.spacing == "ico3"
+    assert config.lambda2 == pytest.approx(1 / config.snr**2)
+    # relative paths are resolved against the config file's folder, not the working directory
+    assert config.data_dir == ROOT / "data"
+
+
+def test_every_setting_is_documented_in_config_py():
+    """Each setting of the schema appears in config.py with a comment right above it."""
+    text = (ROOT / "config.py").read_text()
+    lines = text.splitlines()
+    for name in SETTINGS:
+        if name == "PARAMETERS":  # advanced: documented in the module docstring and README
+            assert "PARAMETERS" in (ROOT / "README.md").read_text()
+            continue
+        index = next(
+            (i for i, line in enumerate(lines) if re.match(rf"{name}\s*=", line)), None
+        )
+        assert index is not None, f"{name} missing from config.py"
+        assert lines[index - 1].startswith("#:") or lines[index - 2].startswith("#:"), name
+
+
+def test_three_mistakes_reported_at_once_and_fast(tmp_path):
+    path = write_config(tmp_path, 'SPACING = "ico9"\nSNR = -1\nSPACIN = "ico3"\n')
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+    assert time.perf_counter() - start < 2
+    message = str(excinfo.value)
+    assert "3 problem(s)" in message
+    assert "SPACING" in message and "'ico9'" in message and "'ico3'" in message
+    assert "SNR" in message and "-1" in message
+    assert "SPACIN" in message and "did you mean 'SPACING'" in message
+
+
+def test_three_mistakes_from_the_command_line_fast(tmp_path):
+    """The whole script, interpreter start included, answers a bad config in under 2 s."""
+    path = write_config(tmp_path, 'SPACING = "ico9"\nSNR = -1\nSPACIN = "ico3"\n')
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "simulate_data.py"), "--config", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 2
+    assert "3 problem(s)" in proc.stderr
+    assert elapsed < 2, elapsed
+
+
+@pytest.mark.parametrize(
+    "values, fragment",
+    [
+        ({"SNR": "3"}, "SNR: must be a positive finite number"),
+        ({"SNR": True}, "SNR"),
+        ({"LAMBDA2": 0}, "LAMBDA2"),
+        ({"N_DIPOLES": 0}, "N_DIPOLES"),
+        ({"N_DIPOLES": (5, 2)}, "1 <= low <= high"),
+        ({"CHANNELS": ("mne", "mne")}, "without repeats"),
+        ({"CHANNELS": ("mne", "eloreta")}, "CHANNELS"),
+        ({"CHANNELS": ()}, "non-empty"),
+        ({"HEMISPHERE": "left"}, "'rh', 'lh', 'both'"),
+        ({"PROFILE": "huge"}, "'tiny', 'quick', 'thesis'"),
+        ({"SEED": -1}, "SEED"),
+        ({"SEED": 1.5}, "SEED"),
+        ({"N_JOBS": 0}, "N_JOBS"),
+        ({"RUN_NAME": "a b"}, "RUN_NAME"),
+        ({"ARTIFACTS": "yes"}, "ARTIFACTS"),
+        ({"SENSORS": "eeg"}, "SENSORS"),
+        ({"HEAD_MODEL": "custom"}, "CUSTOM_SUBJECTS_DIR: must be set"),
+        ({"PARAMETERS": {"network.N_LEVEL": 3}}, "did you mean 'network.N_LEVELS'"),
+        ({"PARAMETERS": {"network.N_LEVELS": "five"}}, "network.N_LEVELS"),
+        ({"PARAMETERS": {"network.DROPOUT_KEEP": 1.5}}, "DROPOUT_KEEP"),
+        ({"PARAMETERS": {"data_provider.INPUT_PREPROCESSING": "ica"}}, "INPUT_PREPROCESSING"),
+        ({"PARAMETERS": "network.EPOCHS=3"}, "PARAMETERS: must be a dict"),
+    ],
+)
+def test_bad_values_are_rejected_by_name(values, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        validate_settings(values)
+
+
+def test_good_values_are_normalized():
+    config = validate_settings(
+        {"N_DIPOLES": [2, 5], "CHANNELS": ["sloreta", "mne"], "SNR": 1, "LAMBDA2": 0.5}
+    )
+    assert config.n_dipoles == (2, 5) and config.multi_dipole
+    assert config.channels == ("sloreta", "mne")
+    assert config.snr == 1.0 and config.lambda2 == 0.5
+
+
+def test_config_is_frozen():
+    config = validate_settings({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.snr = 10
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.network.N_LEVELS = 1
+
+
+def test_profiles_and_parameter_overrides():
+    thesis = validate_settings({"PROFILE": "thesis"})
+    assert (thesis.network.N_LEVELS, thesis.network.FILTER_SIZE) == (5, 4)
+    assert thesis.network.ROOT_FEATURES == 64 and thesis.tile.T_STEPS == 642
+    assert thesis.network.LEARNING_RATE == 0.02 and thesis.network.MAX_NORM == 0.01
+    tiny = validate_settings({"PROFILE": "tiny", "PARAMETERS": {"network.EPOCHS": 7}})
+    assert tiny.network.EPOCHS == 7
+    assert tiny.network.N_LEVELS < thesis.network.N_LEVELS
+    # the parameter modules themselves are never mutated
+    import parameters.network
+
+    assert parameters.network.EPOCHS == 300
+
+
+def test_overrides_from_set(tmp_path):
+    path = write_config(tmp_path, 'RUN_NAME = "x"\nDATA_DIR = "d"\n')
+    config = load_config(
+        path, ["SNR=1", "CHANNELS=('mne','dspm')", "RUN_NAME=meg2", "network.EPOCHS=3"]
+    )
+    assert config.snr == 1 and config.lambda2 == 1
+    assert config.channels == ("mne", "dspm")
+    assert config.run_name == "meg2"
+    assert config.network.EPOCHS == 3
+    assert config.data_dir == tmp_path / "d"
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(path, ["SNR"])
+
+
+def test_parse_override_literals():
+    assert parse_override("LAMBDA2=None") == ("LAMBDA2", None)
+    assert parse_override("N_DIPOLES=(2, 5)") == ("N_DIPOLES", (2, 5))
+    assert parse_override("RUN_NAME=meg1") == ("RUN_NAME", "meg1")
+
+
+def test_missing_and_broken_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.py")
+    path = write_config(tmp_path, "SNR = (\n")
+    with pytest.raises(ConfigError, match="could not be executed"):
+        load_config(path)
+
+
+def test_result_hash_ignores_execution_settings():
+    a = validate_settings({"N_JOBS": 1, "DATA_DIR": "a"})
+    b = validate_settings({"N_JOBS": 2, "DATA_DIR": "b"})
+    c = validate_settings({"SNR": 1})
+    assert a.result_hash() == b.result_hash() != c.result_hash()
+    assert "N_JOBS" not in a.result_settings()
+
+
+def test_replace_revalidates():
+    config = validate_settings({"SNR": 3})
+    assert config.replace(SNR=1).lambda2 == 1
+    with pytest.raises(ConfigError):
+        config.replace(SPACING="ico9")
