@@ -1,0 +1,642 @@
+"""Simulate the thesis's data sets: dipoles, sensor data with an honest SNR, inverse solutions.
+
+Section 3.3 of the thesis is the specification.  One split (train, valid or test) is built by
+:meth:`SimulationModel.simulate_split` in stages:
+
+1. **Sources.**  Single-dipole splits visit every vertex of the hemisphere(s) once per pass in a
+   seeded random order; multi-dipole splits draw, per activation window, a uniform number of
+   simultaneous dipoles (N_DIPOLES = (low, high)) at distinct random vertices.  Each activation
+   is a 10 Hz sinusoid over SAMPLES_PER_ACTIVATION samples followed by a silent gap of
+   EMPTY_SIGNAL x SAMPLES_PER_ACTIVATION samples.  At the thesis's sampling rate (600.6 Hz) the
+   20 samples span a third of a cycle, exactly as in the thesis; the samples sit at
+   ``(k + 0.5) / sfreq`` so that every one of the 20 samples is active (sin(0) would make the
+   first one silent).  Orientation is fixed, normal to the cortex.
+2. **Sensor data.**  The sources are projected through the fixed-orientation forward solution
+   (directly, sample by sample of the activations: no dense channels x sources x samples array
+   and no ``simulate_raw`` on one long source estimate).  Each dipole's amplitude is scaled so
+   that its whitened sensor signal reaches the configured SNR (see :func:`dipole_amplitudes`).
+   Sensor noise is drawn from the noise covariance (the thesis's diagonal ad-hoc noise,
+   ``mne.make_ad_hoc_cov``).  Optionally ECG and blink artifacts are added
+   (``mne.simulation.add_ecg``/``add_eog``), bad channels are marked, and the thesis's
+   preprocessing runs: notch and band-pass filters, ICA (fastica) excluding ECG/EOG
+   components, and ECG/EOG SSP projectors.
+3. **Noise covariance** from a separately simulated empty-room recording of the same sensors
+   (noise only, filtered like the data), never from the data that hold the signal.
+4. **Inverse solutions.**  One inverse operator (depth 0.8, loose 0.2 or fixed, lambda2 =
+   LAMBDA2 or 1/SNR**2) applied with MNE, dSPM and sLORETA to the whole split.
+
+The SNR
+-------
+For a dipole at vertex v with gain column g_v, noise covariance C and whitener W = C^(-1/2),
+the SNR of one activation is the ratio of root-mean-square whitened signal to root-mean-square
+whitened noise over the activation's samples and the n data channels::
+
+    SNR = sqrt(mean_t ||W g_v a s(t)||^2 / n) / sqrt(mean_t ||W n(t)||^2 / n)
+
+With noise drawn from C the denominator is 1 in expectation, so the amplitude is
+``a = SNR * sqrt(n) / (||W g_v|| * rms(s))``.  This is the amplitude SNR for which MNE's
+``lambda2 = 1 / SNR**2`` is the matched regularization.  The SNR reached with the noise that
+was actually drawn (before artifacts and filtering) is measured per activation and recorded in
+the manifest.  Filtering to 5-40 Hz removes most of the white noise and little of the signal,
+so the data entering the inverse have a higher SNR than this figure.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .io import (
+    ESTIMATE_KINDS,
+    SPLITS,
+    atomic_path,
+    read_json,
+    sha256sum,
+    split_dir,
+    split_files,
+    write_json,
+)
+
+logger = logging.getLogger("meg_unet")
+
+INVERSE_METHODS = {"mne": "MNE", "dspm": "dSPM", "sloreta": "sLORETA"}
+
+
+# --------------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------------
+
+
+def split_seed(seed, split):
+    """Return the integer seed of one split, derived from the run's SEED.
+
+    The three splits draw from independent streams (``numpy.random.SeedSequence``), so
+    changing the number of passes of one split does not change the others.
+    """
+    sequence = np.random.SeedSequence([int(seed), SPLITS.index(split)])
+    return int(sequence.generate_state(1)[0])
+
+
+def activation_waveform(sfreq, n_samples, freq):
+    """Return the activation time course: a sinusoid at ``freq`` Hz over ``n_samples`` samples.
+
+    Samples are taken at the midpoints ``(k + 0.5) / sfreq`` so that none is exactly zero.
+    """
+    times = (np.arange(n_samples) + 0.5) / sfreq
+    return np.sin(2 * np.pi * freq * times)
+
+
+def draw_activations(n_vertices, n_dipoles, n_passes, n_windows, rng):
+    """Draw which source rows are active in each activation window.
+
+    Parameters
+    ----------
+    n_vertices : int
+        Number of candidate source rows (vertices of the hemisphere(s)).
+    n_dipoles : int | tuple of int
+        1 for single-dipole splits, or an inclusive range (low, high) of simultaneous dipoles.
+    n_passes : int
+        Single-dipole splits: passes over every vertex, each in a new random order.
+    n_windows : int
+        Multi-dipole splits: number of activation windows.
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    activations : list of ndarray of int
+        Per activation window, the active source rows (distinct).
+    """
+    if isinstance(n_dipoles, int):
+        if n_dipoles != 1:
+            n_dipoles = (n_dipoles, n_dipoles)
+    if n_dipoles == 1:
+        return [
+            np.array([row]) for _ in range(n_passes) for row in rng.permutation(n_vertices)
+        ]
+    low, high = n_dipoles
+    if high > n_vertices:
+        raise ValueError(
+            f"N_DIPOLES allows up to {high} simultaneous dipoles, but the hemisphere has only "
+            f"{n_vertices} vertices"
+        )
+    counts = rng.integers(low, high + 1, size=n_windows)
+    return [np.sort(rng.choice(n_vertices, size=count, replace=False)) for count in counts]
+
+
+def dipole_amplitudes(gain, rows, whitener_diag, snr, waveform):
+    """Scale dipoles so each one's whitened sensor signal reaches ``snr``.
+
+    Parameters
+    ----------
+    gain : ndarray, shape (n_channels, n_sources)
+        Fixed-orientation gain matrix of the data channels (T/Am, V/Am).
+    rows : ndarray of int
+        Source columns of the dipoles.
+    whitener_diag : ndarray, shape (n_channels,)
+        Inverse noise standard deviation per channel (a diagonal noise covariance).
+    snr : float
+        Target amplitude SNR (see the module docstring).
+    waveform : ndarray, shape (n_samples,)
+        The activation time course.
+
+    Returns
+    -------
+    amplitudes : ndarray, shape (len(rows),)
+        Dipole moments in Am.
+    """
+    whitened = gain[:, rows] * whitener_diag[:, np.newaxis]
+    norms = np.linalg.norm(whitened, axis=0)
+    rms = np.sqrt(np.mean(waveform**2))
+    n_channels = gain.shape[0]
+    return snr * np.sqrt(n_channels) / (norms * rms)
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+
+
+class SimulationModel:
+    """Simulate the data splits of one run.
+
+    Parameters
+    ----------
+    config : meg_unet.config.Config
+        The validated configuration.
+    head_model : meg_unet.headmodel.HeadModel
+        The head model of the run (source space, forward solutions, sensors).
+
+    Attributes
+    ----------
+    hemisphere_rows : ndarray of int
+        Columns of the forward solution (source-space order, lh then rh) where dipoles go.
+    vertices : dict
+        Vertex numbers of the simulated hemisphere(s): ``{"lh": ..., "rh": ...}`` (the other
+        hemisphere empty unless HEMISPHERE = "both").
+    """
+
+    def __init__(self, config, head_model):
+        self.config = config
+        self.head_model = head_model
+        sim = config.simulation
+        self.sfreq = float(head_model.info["sfreq"])
+        if abs(self.sfreq - sim.SFREQ) > 1e-6:
+            raise ValueError(
+                f"the head model's sampling rate is {self.sfreq} Hz, but "
+                f"simulation.SFREQ is {sim.SFREQ} Hz"
+            )
+        src = head_model.src
+        n_lh = len(src[0]["vertno"])
+        lh_vertno, rh_vertno = src[0]["vertno"], src[1]["vertno"]
+        empty = np.array([], int)
+        if config.hemisphere == "lh":
+            self.hemisphere_rows = np.arange(n_lh)
+            self.vertices = {"lh": lh_vertno, "rh": empty}
+        elif config.hemisphere == "rh":
+            self.hemisphere_rows = n_lh + np.arange(len(rh_vertno))
+            self.vertices = {"lh": empty, "rh": rh_vertno}
+        else:
+            self.hemisphere_rows = np.arange(n_lh + len(rh_vertno))
+            self.vertices = {"lh": lh_vertno, "rh": rh_vertno}
+        self.waveform = activation_waveform(
+            self.sfreq, sim.SAMPLES_PER_ACTIVATION, sim.WAVEFORM_FREQ
+        )
+        self.gap = int(round(sim.EMPTY_SIGNAL * sim.SAMPLES_PER_ACTIVATION))
+
+    # ---- public entry points ---------------------------------------------------------------
+
+    def simulate(self, splits=SPLITS, overwrite=False):
+        """Simulate several splits; return their folders.  See :meth:`simulate_split`."""
+        return [self.simulate_split(split, overwrite=overwrite) for split in splits]
+
+    def simulate_split(self, split, overwrite=False):
+        """Simulate one split into ``DATA_DIR/<run>/<split>/`` (skipped when already done).
+
+        A complete split whose manifest matches the configuration and whose files match their
+        checksums is kept.  A split simulated with other settings is refused unless
+        ``overwrite``.  Work in progress goes to ``<split>.partial/`` and is renamed when
+        complete, so an interrupted run leaves no split that looks finished; a leftover partial
+        folder is rebuilt from scratch (seeds make the result identical).
+
+        Returns
+        -------
+        directory : Path
+            The split's folder.
+        """
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, but got {split!r}")
+        final = split_dir(self.config.data_dir, self.config.run_name, split)
+        status = split_status(final, self.config)
+        if status == "complete" and not overwrite:
+            logger.info("%s: complete and matching the configuration, skipped", final)
+            return final
+        if status == "mismatch" and not overwrite:
+            raise FileExistsError(_mismatch_message(final, self.config))
+        partial = final.with_name(final.name + ".partial")
+        if partial.exists():
+            logger.info("%s: removing an interrupted attempt", partial)
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+        from threadpoolctl import threadpool_limits
+
+        # BLAS threads fight MNE's own workers on small machines: the inverse operator's SVD ran
+        # 20x faster with one thread than with two on 2 cores (DESIGN.md, pitfalls).
+        with threadpool_limits(limits=max(1, self.config.n_jobs)):
+            self._simulate_into(split, partial)
+        if final.exists():
+            shutil.rmtree(final)
+        partial.rename(final)
+        logger.info("%s: written", final)
+        return final
+
+    # ---- the stages --------------------------------------------------------------------------
+
+    def _simulate_into(self, split, directory):
+        import mne
+        from tqdm.auto import tqdm
+
+        config, sim = self.config, self.config.simulation
+        files = split_files(directory, split)
+        seed = split_seed(config.seed, split)
+        rng = np.random.default_rng(seed)
+        timings = {}
+        stages = ["sources", "sensors", "empty room", "preprocessing", "inverse", "saving"]
+        bar = tqdm(stages, desc=f"simulate {split}", unit="stage", leave=True)
+
+        def stage(name):
+            bar.set_postfix_str(name)
+            timings[name] = time.perf_counter()
+
+        def done(name):
+            timings[name] = round(time.perf_counter() - timings[name], 3)
+            bar.update(1)
+
+        stage("sources")
+        activations = draw_activations(
+            len(self.hemisphere_rows),
+            config.n_dipoles,
+            sim.PASSES[split],
+            sim.N_WINDOWS[split],
+            rng,
+        )
+        done("sources")
+
+        stage("sensors")
+        info = self.head_model.info.copy()
+        raw, truth, snr_reached, onsets, amplitudes = self._sensor_data(
+            info, activations, rng
+        )
+        done("sensors")
+
+        stage("empty room")
+        noise_cov = self._empty_room_covariance(info, rng)
+        done("empty room")
+
+        stage("preprocessing")
+        preprocessing = self._preprocess(raw, seed) if config.artifacts else {}
+        if sim.PREPROCESS and not config.artifacts:
+            preprocessing = self._filter(raw)
+        done("preprocessing")
+
+        stage("inverse")
+        fwd = self.head_model.fwd_free
+        inv = mne.minimum_norm.make_inverse_operator(
+            raw.info,
+            fwd,
+            noise_cov,
+            loose=sim.LOOSE if config.orientation == "loose" else 0.0,
+            fixed=config.orientation == "fixed",
+            depth=sim.DEPTH,
+            verbose=False,
+        )
+        estimates = {}
+        for kind in config_estimate_kinds(config):
+            if kind == "truth":
+                continue
+            stc = mne.minimum_norm.apply_inverse_raw(
+                raw,
+                inv,
+                lambda2=config.lambda2,
+                method=INVERSE_METHODS[kind],
+                pick_ori=None,
+                verbose=False,
+            )
+            estimates[kind] = self._hemisphere_estimate(stc.data, raw)
+        estimates["truth"] = self._hemisphere_estimate(truth, raw, rows_are_hemisphere=True)
+        done("inverse")
+
+        stage("saving")
+        mne.write_source_spaces(files["src"], self.head_model.src, overwrite=True, verbose=False)
+        with warnings.catch_warnings():
+            # MNE warns that it stores the free orientation; meg_unet.io.read_forward redoes
+            # the orientation choice after reading.
+            warnings.filterwarnings("ignore", message="This forward solution is based on")
+            mne.write_forward_solution(files["fwd"], fwd, overwrite=True, verbose=False)
+        noise_cov.save(files["cov"], overwrite=True, verbose=False)
+        mne.minimum_norm.write_inverse_operator(files["inv"], inv, overwrite=True, verbose=False)
+        raw.save(files["raw"], overwrite=True, verbose=False)
+        for kind, stc in estimates.items():
+            stc.save(files[kind], ftype="h5", overwrite=True, verbose=False)
+        done("saving")
+        bar.close()
+
+        manifest = self._manifest(
+            split, seed, raw, activations, onsets, amplitudes, snr_reached, preprocessing,
+            timings,
+        )
+        manifest["files"] = {
+            path.name: sha256sum(path)
+            for role, path in files.items()
+            if role != "manifest" and path.exists()
+        }
+        write_json(files["manifest"], manifest)
+
+    def _sensor_data(self, info, activations, rng):
+        """Project the activations through the forward model and add noise (and artifacts)."""
+        import mne
+
+        fwd = self.head_model.fwd_fixed
+        data_picks = mne.pick_channels(info["ch_names"], fwd["sol"]["row_names"], ordered=True)
+        gain = fwd["sol"]["data"]
+        noise_std = self._noise_std(info, fwd["sol"]["row_names"])
+        whitener = 1.0 / noise_std
+
+        n_active = len(self.waveform)
+        period = n_active + self.gap
+        n_times = period * len(activations)
+        n_hemi = len(self.hemisphere_rows)
+        signal = np.zeros((len(data_picks), n_times))
+        truth = np.zeros((n_hemi, n_times), dtype=np.float32)
+        onsets = np.arange(len(activations)) * period
+        amplitudes = []
+        for onset, rows in zip(onsets, activations):
+            columns = self.hemisphere_rows[rows]
+            amps = dipole_amplitudes(gain, columns, whitener, self.config.snr, self.waveform)
+            amplitudes.append(amps)
+            moments = amps[:, np.newaxis] * self.waveform[np.newaxis, :]
+            signal[:, onset : onset + n_active] += gain[:, columns] @ moments
+            truth[rows, onset : onset + n_active] = moments
+        noise = rng.standard_normal(signal.shape) * noise_std[:, np.newaxis]
+
+        # SNR reached per activation, with the noise actually drawn (whitened, per channel).
+        snr_reached = []
+        for onset in onsets:
+            window = slice(onset, onset + n_active)
+            s = signal[:, window] * whitener[:, np.newaxis]
+            n = noise[:, window] * whitener[:, np.newaxis]
+            snr_reached.append(np.sqrt(np.mean(s**2) / np.mean(n**2)))
+
+        data = np.zeros((len(info["ch_names"]), n_times))
+        data[data_picks] = signal + noise
+        raw = mne.io.RawArray(data, info, verbose=False)
+        return raw, truth, np.array(snr_reached), onsets, amplitudes
+
+    def _noise_std(self, info, ch_names):
+        """Noise standard deviation per data channel (the diagonal ad-hoc covariance)."""
+        import mne
+
+        cov = mne.make_ad_hoc_cov(mne.pick_info(info, mne.pick_channels(info["ch_names"], ch_names, ordered=True)), verbose=False)
+        order = [cov["names"].index(name) for name in ch_names]
+        return np.sqrt(np.asarray(cov["data"], dtype=np.float64)[order])
+
+    def _empty_room_covariance(self, info, rng):
+        """Noise covariance from a simulated empty-room recording (noise only)."""
+        import mne
+
+        sim = self.config.simulation
+        fwd = self.head_model.fwd_fixed
+        names = fwd["sol"]["row_names"]
+        picks = mne.pick_channels(info["ch_names"], names, ordered=True)
+        n_times = int(round(sim.EMPTY_ROOM_DURATION * self.sfreq))
+        data = np.zeros((len(info["ch_names"]), n_times))
+        data[picks] = rng.standard_normal((len(picks), n_times)) * self._noise_std(
+            info, names
+        )[:, np.newaxis]
+        empty_room = mne.io.RawArray(data, info.copy(), verbose=False)
+        empty_room.info["bads"] = [b for b in sim.BAD_CHANNELS if b in info["ch_names"]]
+        if self.config.simulation.PREPROCESS:
+            self._filter(empty_room)
+        return mne.compute_raw_covariance(
+            empty_room, method="empirical", picks="data", verbose=False
+        )
+
+    def _filter(self, raw):
+        """Mark bad channels and apply the thesis's notch and band-pass filters in place."""
+        sim = self.config.simulation
+        raw.info["bads"] = [b for b in sim.BAD_CHANNELS if b in raw.ch_names]
+        notch = [f for f in sim.NOTCH_FREQS if f < raw.info["sfreq"] / 2]
+        n_jobs = self.config.n_jobs
+        if notch:
+            raw.notch_filter(notch, picks="data", n_jobs=n_jobs, verbose=False)
+        raw.filter(
+            sim.L_FREQ,
+            sim.H_FREQ,
+            picks="data",
+            fir_design=sim.FIR_DESIGN,
+            n_jobs=n_jobs,
+            verbose=False,
+        )
+        return {"bads": list(raw.info["bads"]), "notch_hz": notch,
+                "band_hz": [sim.L_FREQ, sim.H_FREQ]}
+
+    def _preprocess(self, raw, seed):
+        """Add artifacts, then filter, ICA and SSP as in the thesis (in place)."""
+        import mne
+
+        sim = self.config.simulation
+        n_jobs = self.config.n_jobs
+        mne.simulation.add_ecg(raw, n_jobs=n_jobs, random_state=seed, verbose=False)
+        mne.simulation.add_eog(raw, n_jobs=n_jobs, random_state=seed + 1, verbose=False)
+        record = {"artifacts": ["ecg", "eog"]}
+        if not sim.PREPROCESS:
+            return record
+        record.update(self._filter(raw))
+        reject = {k: v for k, v in sim.REJECT.items() if k in raw}
+        n_components = min(sim.ICA_N_COMPONENTS, len(mne.pick_types(raw.info, meg=True, eeg=True)) - 1)
+        ica = mne.preprocessing.ICA(
+            n_components=n_components,
+            method=sim.ICA_METHOD,
+            random_state=seed,
+            max_iter="auto",
+        )
+        ica.fit(raw, picks="data", reject=reject, verbose=False)
+        ecg_idx, _ = ica.find_bads_ecg(raw, method="ctps", verbose=False)
+        eog_idx, _ = ica.find_bads_eog(raw, verbose=False)
+        ica.exclude = sorted(set(ecg_idx) | set(eog_idx))
+        ica.apply(raw, verbose=False)
+        record["ica_excluded"] = {"ecg": [int(i) for i in ecg_idx], "eog": [int(i) for i in eog_idx]}
+        projs = []
+        for name, func in (
+            ("ecg", mne.preprocessing.compute_proj_ecg),
+            ("eog", mne.preprocessing.compute_proj_eog),
+        ):
+            try:
+                new, _ = func(
+                    raw, n_grad=1, n_mag=1, n_eeg=1 if "eeg" in raw else 0,
+                    reject=reject, n_jobs=n_jobs, verbose=False,
+                )
+            except (RuntimeError, ValueError) as exc:
+                # A short split can hold too few heartbeats or blinks for an average.
+                logger.warning("no %s projectors: %s", name.upper(), exc)
+                new = []
+            projs.extend(new or [])
+        raw.add_proj(projs)
+        record["ssp_projectors"] = [p["desc"] for p in projs]
+        return record
+
+    def _hemisphere_estimate(self, data, raw, rows_are_hemisphere=False):
+        """A SourceEstimate of the simulated hemisphere(s) only, stored as float32."""
+        import mne
+
+        rows = slice(None) if rows_are_hemisphere else self.hemisphere_rows
+        return mne.SourceEstimate(
+            np.asarray(data[rows], dtype=np.float32),
+            vertices=[self.vertices["lh"], self.vertices["rh"]],
+            tmin=raw.times[0],
+            tstep=1.0 / self.sfreq,
+            subject=self.head_model.subject,
+        )
+
+    def _manifest(self, split, seed, raw, activations, onsets, amplitudes, snr_reached,
+                  preprocessing, timings):
+        import mne
+        import scipy
+
+        config = self.config
+        head = self.head_model
+        return {
+            "split": split,
+            "run_name": config.run_name,
+            "config": config.result_settings(),
+            "config_hash": config.result_hash(),
+            "seed": seed,
+            "versions": {
+                "meg_unet": __version__,
+                "mne": mne.__version__,
+                "numpy": np.__version__,
+                "scipy": scipy.__version__,
+            },
+            "head_model": head.kind,
+            "subject": head.subject,
+            "spacing": head.spacing,
+            "sensors": head.sensors,
+            "hemisphere": config.hemisphere,
+            "channels": list(config.channels),
+            "orientation": config.orientation,
+            "sfreq": self.sfreq,
+            "n_samples": int(raw.n_times),
+            "n_activations": len(activations),
+            "samples_per_activation": len(self.waveform),
+            "gap_samples": self.gap,
+            "snr_target": config.snr,
+            "snr_reached": {
+                "definition": "whitened RMS signal / whitened RMS noise per activation, "
+                "before artifacts and filtering",
+                "mean": float(np.mean(snr_reached)),
+                "median": float(np.median(snr_reached)),
+                "min": float(np.min(snr_reached)),
+                "max": float(np.max(snr_reached)),
+            },
+            "lambda2": config.lambda2,
+            "vertices": {hemi: [int(v) for v in vertno] for hemi, vertno in self.vertices.items()},
+            "activations": {
+                "onsets": [int(o) for o in onsets],
+                "rows": [[int(r) for r in rows] for rows in activations],
+                "amplitudes_nAm": [[float(a * 1e9) for a in amps] for amps in amplitudes],
+            },
+            "preprocessing": preprocessing,
+            "bads": list(raw.info["bads"]),
+            "timings_s": timings,
+        }
+
+
+def config_estimate_kinds(config):
+    """Estimate kinds written for a run: all three inverse methods and the truth.
+
+    All three methods are always written (the metrics compare them all), whatever CHANNELS
+    the network uses.
+    """
+    return ESTIMATE_KINDS
+
+
+# --------------------------------------------------------------------------------------------
+# Split status: complete, missing, mismatching or corrupt
+# --------------------------------------------------------------------------------------------
+
+
+def split_status(directory, config):
+    """Say whether a split folder is ``"missing"``, ``"complete"``, ``"mismatch"`` or ``"corrupt"``.
+
+    ``"complete"`` needs a manifest with the configuration's hash and files that match their
+    checksums; a manifest written with other settings is a ``"mismatch"``; anything else that
+    exists (missing or altered files, no manifest) is ``"corrupt"`` and gets rebuilt.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        return "missing"
+    manifest_path = directory / "manifest.json"
+    if not manifest_path.is_file():
+        return "corrupt"
+    try:
+        manifest = read_json(manifest_path)
+    except ValueError:
+        return "corrupt"
+    if manifest.get("config_hash") != config.result_hash():
+        return "mismatch"
+    for name, checksum in manifest.get("files", {}).items():
+        path = directory / name
+        if not path.is_file() or sha256sum(path) != checksum:
+            logger.warning("%s: %s is missing or changed; the split will be rebuilt", directory, name)
+            return "corrupt"
+    return "complete"
+
+
+def _mismatch_message(directory, config):
+    manifest = read_json(Path(directory) / "manifest.json")
+    old = manifest.get("config", {})
+    new = config.result_settings()
+    differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    details = "; ".join(
+        f"{k}: {old.get(k)!r} on disk, {new.get(k)!r} now"
+        for k in differing
+        if k != "RESOLVED_PARAMETERS"
+    )
+    if "RESOLVED_PARAMETERS" in differing:
+        details += ("; " if details else "") + "hyperparameters of parameters/ differ"
+    return (
+        f"{directory} was simulated with other settings ({details or 'unknown difference'}). "
+        "Use another RUN_NAME, or --overwrite to replace it."
+    )
+
+
+def simulate(config, head_model=None, splits=SPLITS, overwrite=False):
+    """Simulate a run's splits (the library entry point of ``simulate_data.py``).
+
+    Parameters
+    ----------
+    config : meg_unet.config.Config
+        The validated configuration.
+    head_model : meg_unet.headmodel.HeadModel | None
+        The head model; None loads (or builds and caches) the configured one.
+    splits : sequence of str
+        Which splits to simulate.
+    overwrite : bool
+        Replace splits that exist, even when complete or simulated with other settings.
+
+    Returns
+    -------
+    directories : list of Path
+        The split folders.
+    """
+    if head_model is None:
+        from .headmodel import head_model_from_config
+
+        head_model = head_model_from_config(config)
+    return SimulationModel(config, head_model).simulate(splits, overwrite=overwrite)

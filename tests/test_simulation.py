@@ -1,0 +1,271 @@
+"""SimulationModel and simulate_data.py on the tiny (ico2) embedded head model."""
+
+import json
+import shutil
+
+import mne
+import numpy as np
+import pytest
+
+from meg_unet.config import validate_settings
+from meg_unet.io import read_cov, split_files
+from meg_unet.simulation import (
+    SimulationModel,
+    activation_waveform,
+    dipole_amplitudes,
+    draw_activations,
+    split_seed,
+    split_status,
+)
+
+
+def tiny_config(tmp_path, **settings):
+    values = {
+        "PROFILE": "tiny",
+        "SPACING": "ico2",
+        "RUN_NAME": "tiny",
+        "DATA_DIR": tmp_path / "data",
+        "RESULTS_DIR": tmp_path / "results",
+        "SNR": 3.0,
+    }
+    values.update(settings)
+    return validate_settings(values)
+
+
+def read_estimate(directory, kind):
+    files = split_files(directory)
+    return mne.read_source_estimate(files[kind])
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory, tiny_head_model):
+    """One tiny run with artifacts and the full preprocessing, test split only."""
+    tmp_path = tmp_path_factory.mktemp("sim")
+    config = tiny_config(tmp_path)
+    directory = SimulationModel(config, tiny_head_model).simulate_split("test")
+    return config, directory
+
+
+# ---- sources ---------------------------------------------------------------------------------
+
+
+def test_every_vertex_once_per_pass():
+    rng = np.random.default_rng(0)
+    activations = draw_activations(162, 1, n_passes=3, n_windows=0, rng=rng)
+    rows = np.concatenate(activations)
+    assert len(rows) == 3 * 162
+    for k in range(3):
+        assert sorted(rows[k * 162 : (k + 1) * 162]) == list(range(162))
+    # each pass in a new order
+    assert not np.array_equal(rows[:162], rows[162:324])
+
+
+def test_multi_dipole_windows():
+    rng = np.random.default_rng(1)
+    activations = draw_activations(642, (2, 5), n_passes=1, n_windows=500, rng=rng)
+    counts = np.array([len(a) for a in activations])
+    assert len(activations) == 500
+    assert counts.min() == 2 and counts.max() == 5
+    assert set(counts) == {2, 3, 4, 5}  # uniform over the range: all counts occur
+    assert all(len(set(a)) == len(a) for a in activations)  # distinct vertices
+
+
+def test_too_many_dipoles_for_the_hemisphere():
+    with pytest.raises(ValueError, match="only 42 vertices"):
+        draw_activations(42, (2, 50), 1, 10, np.random.default_rng(0))
+
+
+def test_split_seeds_independent_and_reproducible():
+    seeds = {split: split_seed(42, split) for split in ("train", "valid", "test")}
+    assert len(set(seeds.values())) == 3
+    assert split_seed(42, "train") == seeds["train"]
+    assert split_seed(43, "train") != seeds["train"]
+
+
+def test_waveform_is_the_thesis_sinusoid():
+    sfreq = 600.614990234375
+    waveform = activation_waveform(sfreq, 20, 10.0)
+    assert waveform.shape == (20,)
+    assert np.all(waveform > 0)  # a third of a 10 Hz cycle, every sample active
+    np.testing.assert_allclose(waveform[0], np.sin(2 * np.pi * 10 * 0.5 / sfreq))
+
+
+def test_dipole_amplitudes_reach_snr():
+    rng = np.random.default_rng(3)
+    gain = rng.standard_normal((50, 10))
+    sigma = rng.uniform(0.5, 2.0, 50)
+    waveform = activation_waveform(600.0, 20, 10.0)
+    amps = dipole_amplitudes(gain, np.array([2, 7]), 1 / sigma, 3.0, waveform)
+    for amp, column in zip(amps, (2, 7)):
+        whitened = gain[:, column, None] * amp * waveform[None] / sigma[:, None]
+        assert np.sqrt(np.mean(whitened**2)) == pytest.approx(3.0)
+
+
+# ---- a simulated split -------------------------------------------------------------------------
+
+
+def test_split_files_readable_with_mne(simulated):
+    config, directory = simulated
+    files = split_files(directory)
+    raw = mne.io.read_raw_fif(files["raw"], verbose=False)
+    mne.read_forward_solution(files["fwd"], verbose=False)
+    cov = read_cov(files["cov"])
+    assert cov["data"].dtype == np.float64
+    mne.minimum_norm.read_inverse_operator(files["inv"], verbose=False)
+    mne.read_source_spaces(files["src"], verbose=False)
+    manifest = json.loads(files["manifest"].read_text())
+    assert manifest["n_samples"] == raw.n_times
+    assert manifest["sfreq"] == pytest.approx(raw.info["sfreq"])
+    assert set(manifest["files"]) == {p.name for r, p in files.items() if r != "manifest"}
+    assert manifest["versions"]["mne"] == mne.__version__
+    assert manifest["lambda2"] == pytest.approx(1 / 9)
+    # ECG/EOG artifacts were added and handled by ICA and SSP
+    assert manifest["preprocessing"]["artifacts"] == ["ecg", "eog"]
+    assert "ica_excluded" in manifest["preprocessing"]
+    assert "MEG 2443" in raw.info["bads"]
+
+
+def test_snr_reached_within_5_percent(simulated):
+    config, directory = simulated
+    manifest = json.loads(split_files(directory)["manifest"].read_text())
+    assert manifest["snr_reached"]["mean"] == pytest.approx(config.snr, rel=0.05)
+
+
+def test_estimates_have_the_hemisphere_vertices_and_times(simulated, tiny_head_model):
+    config, directory = simulated
+    manifest = json.loads(split_files(directory)["manifest"].read_text())
+    rh_vertno = tiny_head_model.src[1]["vertno"]
+    for kind in ("mne", "dspm", "sloreta", "truth"):
+        stc = read_estimate(directory, kind)
+        assert len(stc.vertices[0]) == 0
+        np.testing.assert_array_equal(stc.vertices[1], rh_vertno)
+        assert stc.data.shape == (len(rh_vertno), manifest["n_samples"])
+        assert stc.tstep == pytest.approx(1 / manifest["sfreq"])
+        assert np.all(np.isfinite(stc.data))
+        if kind != "truth":  # loose orientation: the norm over orientations
+            assert stc.data.min() >= 0
+
+
+def test_truth_matches_the_sources(simulated):
+    config, directory = simulated
+    manifest = json.loads(split_files(directory)["manifest"].read_text())
+    truth = read_estimate(directory, "truth").data
+    acts = manifest["activations"]
+    n_active = manifest["samples_per_activation"]
+    period = n_active + manifest["gap_samples"]
+    assert manifest["gap_samples"] == 10 and n_active == 20
+    assert len(acts["onsets"]) == 162  # ico2: one pass over 162 vertices
+    for onset, rows, amps in zip(acts["onsets"], acts["rows"], acts["amplitudes_nAm"]):
+        window = truth[:, onset : onset + n_active]
+        active_rows = np.flatnonzero(np.abs(window).max(axis=1) > 0)
+        assert list(active_rows) == rows
+        peak = activation_waveform(manifest["sfreq"], n_active, 10.0).max()
+        assert np.abs(window[rows]).max() == pytest.approx(amps[0] * 1e-9 * peak, rel=1e-5)
+        gap = truth[:, onset + n_active : onset + period]
+        assert not gap.any()
+    assert sorted(r for rows in acts["rows"] for r in rows) == list(range(162))
+
+
+def test_sloreta_peak_at_true_vertex_without_noise(tmp_path, tiny_head_model):
+    """sLORETA has zero localization error for noiseless single dipoles (fixed orientation)."""
+    config = tiny_config(
+        tmp_path, SNR=1e6, LAMBDA2=1 / 9, ARTIFACTS=False, ORIENTATION="fixed",
+        PARAMETERS={"simulation.PREPROCESS": False},
+    )
+    directory = SimulationModel(config, tiny_head_model).simulate_split("valid")
+    manifest = json.loads(split_files(directory)["manifest"].read_text())
+    sloreta = np.abs(read_estimate(directory, "sloreta").data)
+    onsets = np.array(manifest["activations"]["onsets"]) + 10  # mid-activation
+    peaks = sloreta[:, onsets].argmax(axis=0)
+    true_rows = [rows[0] for rows in manifest["activations"]["rows"]]
+    np.testing.assert_array_equal(peaks, true_rows)
+
+
+def test_reproducible_and_seed_dependent(tmp_path, tiny_head_model):
+    settings = dict(ARTIFACTS=False)
+    a = SimulationModel(tiny_config(tmp_path / "a", **settings), tiny_head_model)
+    b = SimulationModel(tiny_config(tmp_path / "b", **settings), tiny_head_model)
+    c = SimulationModel(tiny_config(tmp_path / "c", SEED=7, **settings), tiny_head_model)
+    da, db, dc = (m.simulate_split("valid") for m in (a, b, c))
+    ma, mb, mc = (json.loads(split_files(d)["manifest"].read_text()) for d in (da, db, dc))
+    assert ma["activations"] == mb["activations"]
+    assert ma["activations"]["rows"] != mc["activations"]["rows"]
+    for kind in ("mne", "dspm", "sloreta", "truth"):
+        np.testing.assert_array_equal(read_estimate(da, kind).data, read_estimate(db, kind).data)
+        assert sha256(split_files(da)[kind]) == sha256(split_files(db)[kind])
+    raw_a = mne.io.read_raw_fif(split_files(da)["raw"], verbose=False).get_data()
+    raw_b = mne.io.read_raw_fif(split_files(db)["raw"], verbose=False).get_data()
+    np.testing.assert_array_equal(raw_a, raw_b)
+
+
+def sha256(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_rerun_skips_resumes_and_refuses(tmp_path, tiny_head_model, monkeypatch):
+    config = tiny_config(tmp_path, ARTIFACTS=False)
+    model = SimulationModel(config, tiny_head_model)
+
+    # An interrupted run leaves only a .partial folder, never a split that looks complete.
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SimulationModel, "_empty_room_covariance", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.simulate_split("valid")
+    monkeypatch.undo()
+    final = config.run_data_dir / "valid"
+    assert not final.exists() and final.with_name("valid.partial").exists()
+
+    directory = model.simulate_split("valid")
+    assert not final.with_name("valid.partial").exists()
+    assert split_status(directory, config) == "complete"
+    reference = read_estimate(directory, "dspm").data
+
+    # A rerun skips the complete split (files untouched).
+    mtime = split_files(directory)["dspm"].stat().st_mtime_ns
+    model.simulate_split("valid")
+    assert split_files(directory)["dspm"].stat().st_mtime_ns == mtime
+
+    # A damaged file is detected and the split rebuilt identically.
+    split_files(directory)["dspm"].write_bytes(b"broken")
+    assert split_status(directory, config) == "corrupt"
+    model.simulate_split("valid")
+    np.testing.assert_array_equal(read_estimate(directory, "dspm").data, reference)
+
+    # Other settings in the same run folder are refused, unless --overwrite.
+    other = SimulationModel(config.replace(SNR=1.0), tiny_head_model)
+    with pytest.raises(FileExistsError, match="SNR: 3.0 on disk, 1.0 now"):
+        other.simulate_split("valid")
+    other.simulate_split("valid", overwrite=True)
+    assert split_status(directory, config.replace(SNR=1.0)) == "complete"
+
+
+def test_simulate_data_script_refuses_bad_config(tmp_path, capsys):
+    import simulate_data
+
+    config_file = tmp_path / "config.py"
+    config_file.write_text('N_DIPOLES = (0, 3)\nSPACING = "ico2"\n')
+    with pytest.raises(SystemExit) as excinfo:
+        simulate_data.main(["--config", str(config_file)])
+    assert excinfo.value.code == 2
+    assert "N_DIPOLES" in capsys.readouterr().err
+
+
+def test_simulate_data_script_end_to_end(tmp_path, tiny_head_model, monkeypatch):
+    """The script writes the three splits and a second call skips them."""
+    import simulate_data
+    from meg_unet import headmodel
+
+    monkeypatch.setattr(headmodel, "head_model_from_config", lambda config: tiny_head_model)
+    config_file = tmp_path / "config.py"
+    config_file.write_text(
+        'PROFILE = "tiny"\nSPACING = "ico2"\nRUN_NAME = "e2e"\nARTIFACTS = False\n'
+    )
+    assert simulate_data.main(["--config", str(config_file)]) == 0
+    for split in ("train", "valid", "test"):
+        assert (tmp_path / "data" / "e2e" / split / "manifest.json").is_file()
+    assert simulate_data.main(["--config", str(config_file), "--splits", "test"]) == 0
+    shutil.rmtree(tmp_path / "data")
