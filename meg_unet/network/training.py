@@ -1,0 +1,829 @@
+"""Training of the U-Net (thesis section 3.6): loss, optimizer, callbacks, checkpoints, resume.
+
+:func:`train` is the library entry point of ``train_network.py``.  It writes
+``RESULTS_DIR/<RUN_NAME>/model/``::
+
+    best.keras          the model with the lowest validation loss so far (ModelCheckpoint)
+    last.keras          the model after the latest epoch, optimizer state included (to resume)
+    history.csv         one row per epoch: loss, pixel error, learning rate, validation loss
+                        and pixel error (appended on resume)
+    model.json          everything to rebuild the model and to refuse a mismatch: build
+                        arguments, the run's result settings, the training data's manifest hash
+                        and checksums, class weights, epochs completed, best validation loss
+    preprocessing.npz   the input preprocessing fitted on the training split
+    logs/               TensorBoard: train/ and validation/ scalars, images/ (one validation
+                        tile per epoch: input as RGB | truth | prediction)
+
+The loss is the pixel-wise categorical cross-entropy, each pixel weighted by the inverse
+frequency of its true class in the training split (thesis 3.5), plus the L1 penalty of the
+convolution kernels (lambda1 = ``network.L1``).  The optimizer is momentum SGD (learning rate
+``LEARNING_RATE``, momentum ``MOMENTUM``) with the gradients clipped to a global norm of
+``MAX_NORM`` before they are applied, and a learning rate multiplied by ``LR_DECAY`` after
+every epoch (a staircase schedule keyed to the optimizer's step counter, so that it survives a
+resume).  Training runs up to ``EPOCHS`` epochs and stops early when the validation loss has
+not improved for ``EARLY_STOPPING_PATIENCE`` epochs.
+
+Devices: the model is built and trained on one device unless several accelerators are visible
+(see :func:`distribution_scope`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import importlib.util
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from ..data_provider import DataProvider, GeneratorDataProvider, Preprocessing, class_weights
+from ..io import read_json, write_json
+from .unet import build_unet
+
+logger = logging.getLogger("meg_unet")
+
+__all__ = [
+    "WeightedCategoricalCrossentropy",
+    "pixel_error",
+    "build_arguments",
+    "compile_model",
+    "distribution_scope",
+    "example_image",
+    "load_trained_model",
+    "model_paths",
+    "train",
+]
+
+#: Version of the model.json layout.
+SIDECAR_FORMAT = 1
+
+#: Hyperparameters that may change when a training is resumed: how long and how it runs, not
+#: what it learns.
+RESUMABLE_CHANGES = {
+    "network": ("EPOCHS", "EARLY_STOPPING_PATIENCE"),
+    "data_provider": ("N_WORKERS", "MAX_QUEUE_SIZE"),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Loss and metric
+# --------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="meg_unet")
+class WeightedCategoricalCrossentropy(keras.losses.Loss):
+    """Pixel-wise categorical cross-entropy weighted by the true class of each pixel.
+
+    ``loss = mean over pixels of  w[c(p)] * -log q_c(p)(p)``, where ``c(p)`` is the true class
+    of pixel ``p`` and ``q`` the predicted probabilities (thesis 3.5: inverse class frequency
+    weights, so that the rare active pixels count as much as the silent ones).
+
+    Parameters
+    ----------
+    class_weights : sequence of float
+        One weight per class.
+    epsilon : float
+        Probabilities are clipped to ``[epsilon, 1 - epsilon]`` before the logarithm.
+    name : str
+        Name of the loss.
+    reduction : str
+        Keras reduction over pixels (default: the mean).
+    """
+
+    def __init__(
+        self,
+        class_weights,
+        epsilon=1e-7,
+        name="weighted_categorical_crossentropy",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.class_weights = [float(w) for w in class_weights]
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.cast(y_true, y_pred.dtype)
+        weights = ops.convert_to_tensor(self.class_weights, dtype=y_pred.dtype)
+        probabilities = ops.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
+        cross_entropy = -ops.sum(y_true * ops.log(probabilities), axis=-1)
+        pixel_weights = ops.sum(y_true * weights, axis=-1)
+        return pixel_weights * cross_entropy
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(class_weights=self.class_weights, epsilon=self.epsilon)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="meg_unet")
+def pixel_error(y_true, y_pred):
+    """Fraction of pixels whose most probable class is not the true class (1 - accuracy)."""
+    wrong = ops.not_equal(ops.argmax(y_true, axis=-1), ops.argmax(y_pred, axis=-1))
+    return ops.cast(wrong, "float32")
+
+
+# --------------------------------------------------------------------------------------------
+# Model, optimizer, devices
+# --------------------------------------------------------------------------------------------
+
+
+def build_arguments(config, tile_shape, n_classes):
+    """Return the keyword arguments of :func:`build_unet` for a configuration.
+
+    Parameters
+    ----------
+    config : meg_unet.config.Config
+        Gives the ``network`` settings and the seed.
+    tile_shape : tuple of int
+        ``(n_vertices, T_STEPS, n_channels)``.
+    n_classes : int
+        Target classes.
+    """
+    net = config.network
+    return {
+        "input_shape": [int(s) for s in tile_shape],
+        "n_classes": int(n_classes),
+        "n_levels": net.N_LEVELS,
+        "filter_size": net.FILTER_SIZE,
+        "root_features": net.ROOT_FEATURES,
+        "pool_size": net.POOL_SIZE,
+        "dropout_rate": round(1.0 - net.DROPOUT_KEEP, 10),
+        "batch_norm": net.BATCH_NORM,
+        "l1": net.L1,
+        "seed": config.seed,
+    }
+
+
+def make_optimizer(config, steps_per_epoch):
+    """Momentum SGD with clipping and a per-epoch decay of the learning rate.
+
+    Parameters
+    ----------
+    config : meg_unet.config.Config
+        Gives LEARNING_RATE, MOMENTUM, MAX_NORM and LR_DECAY.
+    steps_per_epoch : int
+        Optimizer steps per epoch: the learning rate is multiplied by LR_DECAY after every
+        ``steps_per_epoch`` steps.
+    """
+    net = config.network
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        initial_learning_rate=net.LEARNING_RATE,
+        decay_steps=int(steps_per_epoch),
+        decay_rate=net.LR_DECAY,
+        staircase=True,
+    )
+    # global_clipnorm scales the whole gradient down to MAX_NORM when it is longer, and the
+    # clipped gradient is what the optimizer applies (the 2017 code discarded it).
+    return keras.optimizers.SGD(
+        learning_rate=schedule, momentum=net.MOMENTUM, global_clipnorm=net.MAX_NORM
+    )
+
+
+def compile_model(model, config, weights, steps_per_epoch):
+    """Compile ``model`` with the weighted loss, the pixel error and the optimizer."""
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch),
+        loss=WeightedCategoricalCrossentropy(weights),
+        metrics=[pixel_error],
+    )
+    return model
+
+
+def distribution_scope(batch_size):
+    """Return a context in which to build and train the model, and its number of devices.
+
+    - TensorFlow backend with more than one visible GPU: ``tf.distribute.MirroredStrategy``
+      (one model replica per GPU, gradients summed over replicas).
+    - JAX backend with more than one accelerator: ``keras.distribution.DataParallel``.
+    - Otherwise (one accelerator, CPU only, PyTorch backend): one device, the backend's default.
+
+    ``network.BATCH_SIZE`` is the global batch, split evenly over the devices, so the results
+    do not depend on how many devices there are; when it is not a multiple of the number of
+    devices, training stays on one device (with a warning saying what to change).
+
+    Parameters
+    ----------
+    batch_size : int
+        Tiles per optimizer step.
+
+    Returns
+    -------
+    scope : context manager
+        Enter it around building, compiling and fitting.
+    n_devices : int
+        Devices the model is trained on.
+    """
+    backend = keras.backend.backend()
+    devices = []
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        devices = tf.config.list_logical_devices("GPU")
+    elif backend == "jax":
+        import jax
+
+        devices = [d for d in jax.devices() if d.platform != "cpu"]
+    if len(devices) <= 1:
+        return contextlib.nullcontext(), 1
+    if batch_size % len(devices):
+        logger.warning(
+            "%d accelerators are visible, but network.BATCH_SIZE = %d is not a multiple of %d: "
+            "training on one device (set BATCH_SIZE to a multiple to use them all)",
+            len(devices),
+            batch_size,
+            len(devices),
+        )
+        return contextlib.nullcontext(), 1
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy().scope(), len(devices)
+    distribution = keras.distribution.DataParallel(
+        devices=keras.distribution.list_devices(devices[0].platform)
+    )
+    return distribution.scope(), len(devices)
+
+
+# --------------------------------------------------------------------------------------------
+# Files of a trained model
+# --------------------------------------------------------------------------------------------
+
+
+def model_paths(model_dir):
+    """Return the files of a model folder by role (see the module docstring)."""
+    model_dir = Path(model_dir)
+    return {
+        "dir": model_dir,
+        "best": model_dir / "best.keras",
+        "last": model_dir / "last.keras",
+        "history": model_dir / "history.csv",
+        "sidecar": model_dir / "model.json",
+        "preprocessing": model_dir / "preprocessing.npz",
+        "logs": model_dir / "logs",
+    }
+
+
+def _data_record(provider):
+    manifest = provider.manifest
+    return {
+        "split": provider.split,
+        "directory": str(provider.directory),
+        "config_hash": manifest.get("config_hash"),
+        "files": manifest.get("files", {}),
+        "n_samples": int(provider.n_times),
+        "n_tiles": int(provider.n_tiles),
+    }
+
+
+def _comparable_settings(settings):
+    """Result settings without those a resume may change (and the raw override dict)."""
+    settings = dict(settings)
+    settings.pop("PARAMETERS", None)  # its effect is in RESOLVED_PARAMETERS
+    resolved = {k: dict(v) for k, v in settings.get("RESOLVED_PARAMETERS", {}).items()}
+    for section, names in RESUMABLE_CHANGES.items():
+        for name in names:
+            resolved.get(section, {}).pop(name, None)
+    settings["RESOLVED_PARAMETERS"] = resolved
+    return settings
+
+
+def _differences(old, new, prefix=""):
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_differences(a, b, prefix=f"{prefix}{key}."))
+        elif a != b:
+            out.append(f"{prefix}{key}: {_short(a)} in the saved model, {_short(b)} now")
+    return out
+
+
+def _short(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_compatible(sidecar, expected):
+    """Raise ValueError listing what differs between a saved model and the current run.
+
+    Parameters
+    ----------
+    sidecar : dict
+        The saved ``model.json``.
+    expected : dict
+        The sidecar the current configuration and data would write; entries it lacks are not
+        compared (``{"settings": ...}`` alone checks the settings before any data are read).
+    """
+    problems = []
+    for key in ("build_arguments", "preprocessing", "training_data", "class_weights"):
+        if key not in expected:
+            continue
+        old, new = sidecar.get(key), expected[key]
+        if key == "training_data":
+            old = {k: (old or {}).get(k) for k in ("config_hash", "files")}
+            new = {k: new.get(k) for k in ("config_hash", "files")}
+        if old != new:
+            if isinstance(old, dict) and isinstance(new, dict):
+                problems.extend(f"{key}.{d}" for d in _differences(old, new))
+            else:
+                problems.append(f"{key}: {_short(old)} in the saved model, {_short(new)} now")
+    problems.extend(
+        _differences(
+            _comparable_settings(sidecar.get("settings", {})),
+            _comparable_settings(expected["settings"]),
+        )
+    )
+    if problems:
+        raise ValueError(
+            "the saved model does not match the current configuration and data:\n  - "
+            + "\n  - ".join(problems)
+            + "\nTrain a new model (another RUN_NAME, or --overwrite) or restore the settings."
+        )
+
+
+def load_trained_model(model_dir, which="best", config=None):
+    """Load a trained model, its sidecar and its fitted preprocessing.
+
+    Parameters
+    ----------
+    model_dir : path-like
+        The model folder (``RESULTS_DIR/<RUN_NAME>/model``).
+    which : "best" | "last"
+        The checkpoint.
+    config : meg_unet.config.Config | None
+        If given, refuse a model whose architecture-relevant settings differ from it
+        (CHANNELS, HEMISPHERE, SPACING ... and the ``network``/``data_provider`` settings).
+
+    Returns
+    -------
+    model : keras.Model
+        The model (compiled; batch normalization in inference mode at ``predict``).
+    sidecar : dict
+        The ``model.json``.
+    preprocessing : Preprocessing
+        The input preprocessing fitted on the training split.
+    """
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', but got {which!r}")
+    paths = model_paths(model_dir)
+    for role in (which, "sidecar", "preprocessing"):
+        if not paths[role].is_file():
+            raise FileNotFoundError(f"{paths[role]} does not exist; train the model first")
+    sidecar = read_json(paths["sidecar"])
+    if config is not None:
+        problems = _differences(
+            _comparable_settings(_model_settings(sidecar.get("settings", {}))),
+            _comparable_settings(_model_settings(config.result_settings())),
+        )
+        if problems:
+            raise ValueError(
+                f"the model in {paths['dir']} was trained with other settings:\n  - "
+                + "\n  - ".join(problems)
+            )
+    model = keras.saving.load_model(paths[which])
+    preprocessing = Preprocessing.load(paths["preprocessing"])
+    return model, sidecar, preprocessing
+
+
+def _model_settings(settings):
+    """The settings that define what a model expects as input and predicts."""
+    keep = ("HEAD_MODEL", "SPACING", "SENSORS", "HEMISPHERE", "CHANNELS", "ORIENTATION")
+    out = {k: settings.get(k) for k in keep}
+    resolved = settings.get("RESOLVED_PARAMETERS", {})
+    out["RESOLVED_PARAMETERS"] = {
+        "network": resolved.get("network", {}),
+        "data_provider": resolved.get("data_provider", {}),
+        "tile": {"T_STEPS": resolved.get("tile", {}).get("T_STEPS")},
+    }
+    return out
+
+
+def read_history(path):
+    """Read ``history.csv`` as a list of dicts (numbers as floats, ``epoch`` as int)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fid:
+        rows = list(csv.DictReader(fid))
+    out = []
+    for row in rows:
+        parsed = {}
+        for key, value in row.items():
+            try:
+                parsed[key] = float(value)
+            except (TypeError, ValueError):
+                parsed[key] = value
+        parsed["epoch"] = int(parsed["epoch"])
+        out.append(parsed)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Callbacks
+# --------------------------------------------------------------------------------------------
+
+
+class _LearningRateLogger(keras.callbacks.Callback):
+    """Add the learning rate used during each epoch to its logs (history.csv, TensorBoard)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._rate = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self._rate
+
+
+class _TensorBoard(keras.callbacks.TensorBoard):
+    """TensorBoard that logs the epoch's learning rate from the logs.
+
+    Keras's own callback reads the optimizer's rate *after* the epoch, i.e. the next epoch's
+    after a decay step; :class:`_LearningRateLogger` already put the rate in use in the logs.
+    """
+
+    def _collect_learning_rate(self, logs):
+        return logs
+
+
+class _AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that writes beside the file and renames, so a crash leaves no half file."""
+
+    def __init__(self, filepath, **kwargs):
+        self._final = Path(filepath)
+        self._partial = self._final.with_name(".partial-" + self._final.name)
+        super().__init__(str(self._partial), **kwargs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self._partial.exists():
+            os.replace(self._partial, self._final)
+
+
+class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping that starts from the best value and patience count of earlier epochs."""
+
+    def __init__(self, best=None, wait=0, **kwargs):
+        super().__init__(**kwargs)
+        self._initial_best = best
+        self._initial_wait = wait
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.best = self._initial_best
+        self.wait = self._initial_wait
+
+
+class _SidecarWriter(keras.callbacks.Callback):
+    """Update model.json after every epoch (epochs completed, best validation loss)."""
+
+    def __init__(self, path, sidecar):
+        super().__init__()
+        self.path = path
+        self.sidecar = sidecar
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.sidecar["epochs_completed"] = epoch + 1
+        val_loss = logs.get("val_loss")
+        if val_loss is not None:
+            val_loss = float(val_loss)
+            self.sidecar["last_val_loss"] = val_loss
+            best = self.sidecar.get("best_val_loss")
+            if best is None or val_loss < best:
+                self.sidecar["best_val_loss"] = val_loss
+                self.sidecar["best_epoch"] = epoch
+        write_json(self.path, self.sidecar)
+
+    def on_train_end(self, logs=None):
+        stopped = getattr(self.model, "stop_training", False)
+        self.sidecar["stopped_early"] = bool(stopped)
+        write_json(self.path, self.sidecar)
+
+
+class _ExampleImageLogger(keras.callbacks.Callback):
+    """Log one validation tile per epoch to TensorBoard: input as RGB | truth | prediction."""
+
+    def __init__(self, log_dir, inputs, labels, n_classes):
+        super().__init__()
+        import tensorflow as tf
+
+        self._tf = tf
+        self._writer = tf.summary.create_file_writer(str(log_dir))
+        self.inputs = inputs
+        self.labels = labels
+        self.n_classes = n_classes
+
+    def on_epoch_end(self, epoch, logs=None):
+        probabilities = ops.convert_to_numpy(self.model(self.inputs[np.newaxis], training=False))
+        image = example_image(self.inputs, self.labels, probabilities[0], self.n_classes)
+        with self._writer.as_default():
+            self._tf.summary.image(
+                "validation example (input | truth | prediction)", image[np.newaxis], step=epoch
+            )
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        self._writer.close()
+
+
+def example_image(inputs, labels, probabilities, n_classes):
+    """Put a tile's input, truth and prediction side by side as one RGB image.
+
+    Parameters
+    ----------
+    inputs : ndarray, shape (n_vertices, t_steps, n_channels)
+        The network's input; the first three channels become red, green and blue (each
+        scaled to [0, 1] by its largest absolute value in the tile; missing ones are black).
+    labels : ndarray of int, shape (n_vertices, t_steps)
+        True classes.
+    probabilities : ndarray, shape (n_vertices, t_steps, n_classes)
+        The network's output.
+    n_classes : int
+        Classes; truth and prediction are shown as class / (n_classes - 1) in grey (the
+        prediction as the expected class under its probabilities).
+
+    Returns
+    -------
+    image : ndarray of uint8, shape (n_vertices, 3 * t_steps + 4, 3)
+        Input | truth | prediction, separated by white lines 2 pixels wide.
+    """
+    height, width = labels.shape
+    rgb = np.zeros((height, width, 3), dtype=np.float64)
+    for channel in range(min(3, inputs.shape[-1])):
+        data = np.abs(inputs[..., channel])
+        peak = data.max()
+        rgb[..., channel] = data / peak if peak > 0 else 0.0
+    truth = labels / (n_classes - 1)
+    expected = probabilities @ np.arange(n_classes) / (n_classes - 1)
+    separator = np.ones((height, 2, 3))
+    panels = [
+        rgb,
+        separator,
+        np.repeat(truth[..., np.newaxis], 3, axis=-1),
+        separator,
+        np.repeat(expected[..., np.newaxis], 3, axis=-1),
+    ]
+    return (np.clip(np.concatenate(panels, axis=1), 0, 1) * 255).round().astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def _holds_files(model_dir):
+    return model_dir.exists() and any(model_dir.iterdir())
+
+
+def _check_fresh_folder(paths, overwrite):
+    """Refuse, before any work, to start a fresh model where one exists (unless overwrite)."""
+    if _holds_files(paths["dir"]) and not overwrite:
+        raise FileExistsError(
+            f"{paths['dir']} already holds a model; continue it with --resume, replace it with "
+            "--overwrite, or use another RUN_NAME"
+        )
+
+
+def _prepare_fresh_folder(paths):
+    """Empty the model folder (after the data loaded, so a data error keeps the old model)."""
+    model_dir = paths["dir"]
+    if _holds_files(model_dir):
+        logger.warning("--overwrite: removing the earlier model in %s", model_dir)
+        shutil.rmtree(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _resume_state(paths, sidecar):
+    """Epoch to continue from, and the early-stopping state of the epochs done."""
+    history = read_history(paths["history"])
+    if not history:
+        raise FileNotFoundError(f"{paths['history']} is missing or empty: nothing to resume")
+    initial_epoch = history[-1]["epoch"] + 1
+    if sidecar.get("epochs_completed") != initial_epoch:
+        logger.warning(
+            "history.csv ends at epoch %d but model.json says %s epochs were completed; "
+            "continuing after the history's last epoch",
+            initial_epoch - 1,
+            sidecar.get("epochs_completed"),
+        )
+    losses = [(row["val_loss"], row["epoch"]) for row in history if "val_loss" in row]
+    best, best_epoch = min(losses) if losses else (None, None)
+    wait = initial_epoch - 1 - best_epoch if best_epoch is not None else 0
+    return initial_epoch, best, wait
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    """What :func:`train` did.
+
+    Attributes
+    ----------
+    model_dir : Path
+        The model folder.
+    epochs_completed : int
+        Epochs trained in all, earlier (resumed) ones included.
+    best_val_loss : float | None
+        Lowest validation loss (its model is ``best.keras``).
+    history : dict of str to list
+        Keras's history of this call's epochs.
+    model : keras.Model | None
+        The model after the last epoch (None when there was nothing left to train).
+    """
+
+    model_dir: Path
+    epochs_completed: int
+    best_val_loss: float | None
+    history: dict
+    model: object = None
+
+
+def train(config, overwrite=False, resume=False):
+    """Train the U-Net of a run on its training split (the entry point of train_network.py).
+
+    Parameters
+    ----------
+    config : meg_unet.config.Config
+        The run's configuration; every setting comes from it.
+    overwrite : bool
+        Replace an existing model folder (its removal is logged).  Without it, a fresh run
+        refuses to touch an existing model.
+    resume : bool
+        Continue from ``last.keras`` with its optimizer state, at the epoch after the last one
+        in ``history.csv``.  Refused if the architecture, the settings (other than EPOCHS and
+        EARLY_STOPPING_PATIENCE) or the training data differ from the saved model's.
+
+    Returns
+    -------
+    result : TrainingResult
+        Where the model is and how far it got.
+    """
+    if overwrite and resume:
+        raise ValueError("--overwrite and --resume exclude each other")
+    paths = model_paths(config.run_results_dir / "model")
+    epochs = config.network.EPOCHS
+    initial_epoch, best, wait = 0, None, 0
+    if resume:
+        missing = [p.name for p in (paths["last"], paths["sidecar"], paths["preprocessing"])
+                   if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"nothing to resume in {paths['dir']}: {', '.join(missing)} missing"
+            )
+        saved = read_json(paths["sidecar"])
+        check_compatible(saved, {"settings": config.result_settings()})
+        initial_epoch, best, wait = _resume_state(paths, saved)
+        if initial_epoch >= epochs:
+            logger.info(
+                "%s: already trained for %d epochs (network.EPOCHS = %d); raise "
+                "network.EPOCHS to train longer",
+                paths["dir"],
+                initial_epoch,
+                epochs,
+            )
+            return TrainingResult(paths["dir"], initial_epoch, saved.get("best_val_loss"), {})
+    else:
+        _check_fresh_folder(paths, overwrite)
+
+    if resume:
+        preprocessing = Preprocessing.load(paths["preprocessing"])
+        train_data = DataProvider(config, "train", preprocessing=preprocessing)
+    else:
+        train_data = DataProvider(config, "train")
+        preprocessing = train_data.preprocessing
+    valid_data = DataProvider(config, "valid", preprocessing=preprocessing)
+    if valid_data.tile_shape != train_data.tile_shape:
+        raise ValueError(
+            f"the validation tiles {valid_data.tile_shape} differ from the training tiles "
+            f"{train_data.tile_shape}"
+        )
+    weights = class_weights(train_data)
+    logger.info("class weights (inverse class frequency of the training split): %s",
+                np.array2string(weights, precision=1))
+
+    train_stream = GeneratorDataProvider.from_config(
+        train_data, config, training=True, initial_epoch=initial_epoch
+    )
+    valid_stream = GeneratorDataProvider.from_config(
+        valid_data, config, training=False, initial_epoch=initial_epoch
+    )
+    arguments = build_arguments(config, train_data.tile_shape, train_data.n_classes)
+    scope, n_devices = distribution_scope(config.network.BATCH_SIZE)
+
+    expected = {
+        "format": SIDECAR_FORMAT,
+        "build_arguments": arguments,
+        "settings": config.result_settings(),
+        "config_hash": config.result_hash(),
+        "preprocessing": preprocessing.settings(),
+        "channels": list(train_data.channel_names),
+        "vertices": {"lh": train_data.vertices[0].tolist(), "rh": train_data.vertices[1].tolist()},
+        "training_data": _data_record(train_data),
+        "validation_data": _data_record(valid_data),
+        "class_weights": [float(w) for w in weights],
+        "steps_per_epoch": len(train_stream),
+        "validation_steps": len(valid_stream),
+        "backend": keras.backend.backend(),
+        "keras_version": keras.__version__,
+        "devices": n_devices,
+        "epochs_completed": 0,
+        "best_val_loss": None,
+        "best_epoch": None,
+    }
+    if resume:
+        check_compatible(saved, expected)
+        for key in ("best_val_loss", "best_epoch", "last_val_loss"):
+            if key in saved:
+                expected[key] = saved[key]
+        expected["epochs_completed"] = initial_epoch
+    sidecar = expected
+
+    if not resume:
+        _prepare_fresh_folder(paths)
+    with scope:
+        if resume:
+            logger.info("resuming %s at epoch %d", paths["last"], initial_epoch)
+            model = keras.saving.load_model(paths["last"])
+        else:
+            model = build_unet(**arguments)
+            compile_model(model, config, weights, len(train_stream))
+            preprocessing.save(paths["preprocessing"])
+        write_json(paths["sidecar"], sidecar)
+
+        callbacks = _callbacks(config, paths, sidecar, valid_data, resume, best, wait)
+        logger.info(
+            "training a %d-level U-Net (%s parameters) on %s tiles %s for up to %d epochs of %d "
+            "steps on %d device(s); writing %s (checkpoints, history.csv, model.json) and "
+            "TensorBoard logs in %s",
+            config.network.N_LEVELS,
+            f"{model.count_params():,}",
+            train_data.n_tiles,
+            train_data.tile_shape,
+            epochs,
+            len(train_stream),
+            n_devices,
+            paths["dir"],
+            paths["logs"],
+        )
+        history = model.fit(
+            train_stream,
+            validation_data=valid_stream,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the stream shuffles, seeded; Keras would reorder batches unseeded
+            verbose="auto",
+        )
+    final = read_json(paths["sidecar"])
+    logger.info(
+        "trained %d epochs; best validation loss %.4g at epoch %s: %s",
+        final["epochs_completed"],
+        final["best_val_loss"] if final["best_val_loss"] is not None else math.nan,
+        final["best_epoch"],
+        paths["best"],
+    )
+    return TrainingResult(
+        paths["dir"], final["epochs_completed"], final["best_val_loss"], history.history, model
+    )
+
+
+def _callbacks(config, paths, sidecar, valid_data, resume, best, wait):
+    callbacks = [
+        _LearningRateLogger(),
+        _AtomicModelCheckpoint(
+            paths["best"],
+            monitor="val_loss",
+            save_best_only=True,
+            initial_value_threshold=best,
+        ),
+        _AtomicModelCheckpoint(paths["last"], save_best_only=False),
+        keras.callbacks.CSVLogger(str(paths["history"]), append=resume),
+        _ResumableEarlyStopping(
+            best=best,
+            wait=wait,
+            monitor="val_loss",
+            patience=config.network.EARLY_STOPPING_PATIENCE,
+        ),
+        _SidecarWriter(paths["sidecar"], sidecar),
+    ]
+    if importlib.util.find_spec("tensorflow") is not None:
+        callbacks.append(
+            _TensorBoard(log_dir=str(paths["logs"]), write_graph=False, profile_batch=0)
+        )
+        inputs, targets = valid_data.tile(0)
+        callbacks.append(
+            _ExampleImageLogger(
+                paths["logs"] / "images", inputs, targets.argmax(axis=-1), valid_data.n_classes
+            )
+        )
+    else:
+        logger.info("TensorFlow is not installed: no TensorBoard logs")
+    return callbacks

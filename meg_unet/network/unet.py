@@ -1,0 +1,253 @@
+"""The custom U-Net of thesis section 3.5, from Keras layers only.
+
+The model takes one tile of inverse solutions, an image of ``n_vertices x t_steps`` pixels with
+one channel per inverse method (and optionally the vertex coordinates), and returns a softmax
+over the target classes per pixel.  It is built from built-in ``keras`` layers and runs on the
+TensorFlow, JAX and PyTorch backends; a saved ``.keras`` file reloads without custom objects
+(the custom loss and metric of :mod:`meg_unet.network.training` are registered there).
+
+Architecture (thesis 3.5, Figure 25; Ronneberger et al. 2015 with batch normalization)::
+
+    input -> zero padding to a multiple of pool_size**(n_levels - 1) in both dimensions
+    level 0 .. n_levels-1 (features = root_features * 2**level):
+        [conv filter_size x filter_size, "same" zero padding, He init
+         -> batch normalization -> ReLU] x 2 -> dropout
+        -> max pooling pool_size x pool_size (all levels but the deepest)
+    back up, level n_levels-2 .. 0:
+        transposed conv pool_size x pool_size, stride pool_size, ReLU
+        -> concatenate with the skip connection of the level
+        -> [conv -> batch normalization -> ReLU] x 2 -> dropout
+    1 x 1 conv to n_classes -> crop the padding away -> softmax
+
+Zero padding instead of the original U-Net's mirroring keeps the image size through the network
+(thesis 3.5), so the output has the input's height and width: 642, 162 or 42 vertices work with
+any depth.  Every convolution kernel (transposed and 1 x 1 included) carries an L1 penalty
+``l1 * sum(|w|)`` (thesis 3.5, Table 1: lambda1 = 0.005) that Keras adds to the training loss.
+"""
+
+from __future__ import annotations
+
+import keras
+
+__all__ = ["build_unet", "forward_flops", "padding_for"]
+
+
+def padding_for(size, n_levels, pool_size=2):
+    """Return the (before, after) zero padding that makes ``size`` poolable ``n_levels - 1`` times.
+
+    Parameters
+    ----------
+    size : int
+        Height or width of the input in pixels.
+    n_levels : int
+        Levels of the U-Net.
+    pool_size : int
+        Pooling factor per level.
+
+    Returns
+    -------
+    before, after : int
+        Pixels added before and after; ``after`` takes the odd one.
+    """
+    multiple = pool_size ** (n_levels - 1)
+    total = (-size) % multiple
+    return total // 2, total - total // 2
+
+
+class _Seeds:
+    """Distinct integer seeds for the layers of one model (None stays None: unseeded)."""
+
+    def __init__(self, seed):
+        self._seed = seed
+        self._count = 0
+
+    def __call__(self):
+        if self._seed is None:
+            return None
+        self._count += 1
+        return int(self._seed) * 1000 + self._count
+
+
+def _check_positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"Invalid value for the {name!r} parameter. It must be an integer >= {minimum}, "
+            f"but got {value!r} instead."
+        )
+
+
+def build_unet(
+    input_shape,
+    n_classes,
+    n_levels,
+    filter_size,
+    root_features,
+    pool_size=2,
+    dropout_rate=0.0,
+    batch_norm=True,
+    l1=0.0,
+    seed=None,
+    name="unet",
+):
+    """Build the thesis's U-Net for tiles of a fixed shape.
+
+    Parameters
+    ----------
+    input_shape : tuple of int, (height, width, n_channels)
+        Shape of one tile without the batch axis: ``(n_vertices, t_steps, n_channels)``.  Any
+        height and width; the model pads them internally to a multiple of
+        ``pool_size ** (n_levels - 1)`` and crops its output back.
+    n_classes : int
+        Target classes, i.e. output channels of the softmax (>= 2).
+    n_levels : int
+        Levels of the U-Net (thesis Table 1: 5); 1 is a plain two-convolution network.
+    filter_size : int
+        Side of the square convolution kernels (Table 1: 4).
+    root_features : int
+        Feature channels of the first level, doubled per level (Table 1: 64).
+    pool_size : int
+        Side of the max pooling and of the transposed-convolution kernels and strides
+        (thesis 3.5: 2).
+    dropout_rate : float
+        Fraction of activations dropped after each level's convolutions during training,
+        ``1 - keep probability`` (thesis 3.6: keep 0.8, i.e. 0.2).
+    batch_norm : bool
+        Batch normalization after each convolution (thesis 3.5).  At prediction (``training=
+        False``, as ``model.predict`` does) it uses its moving statistics.
+    l1 : float
+        L1 penalty on every convolution kernel (Table 1: 0.005); 0 adds none.
+    seed : int | None
+        Seed of the He-normal initializers and of the dropout layers (each layer gets its own
+        seed derived from it); None draws them at random.
+    name : str
+        Name of the model.
+
+    Returns
+    -------
+    model : keras.Model
+        Maps ``(batch, height, width, n_channels)`` to ``(batch, height, width, n_classes)``
+        class probabilities (float32).
+    """
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            "Invalid value for the 'input_shape' parameter. It must be (height, width, "
+            f"n_channels), but got {input_shape!r} instead."
+        )
+    for dim_name, dim in zip(("height", "width", "n_channels"), input_shape):
+        _check_positive_int(f"input_shape {dim_name}", dim)
+    _check_positive_int("n_classes", n_classes, minimum=2)
+    _check_positive_int("n_levels", n_levels)
+    _check_positive_int("filter_size", filter_size)
+    _check_positive_int("root_features", root_features)
+    _check_positive_int("pool_size", pool_size, minimum=2)
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(
+            "Invalid value for the 'dropout_rate' parameter. It must be in [0, 1), but got "
+            f"{dropout_rate!r} instead."
+        )
+    if l1 < 0:
+        raise ValueError(f"Invalid value for the 'l1' parameter. It must be >= 0, but got {l1!r}.")
+
+    seeds = _Seeds(seed)
+    layers = keras.layers
+
+    def regularizer():
+        return keras.regularizers.L1(l1) if l1 > 0 else None
+
+    def he_normal():
+        return keras.initializers.HeNormal(seed=seeds())
+
+    def conv_block(x, features, prefix):
+        for i in (1, 2):
+            x = layers.Conv2D(
+                features,
+                filter_size,
+                padding="same",
+                use_bias=not batch_norm,  # batch normalization's offset replaces the bias
+                kernel_initializer=he_normal(),
+                kernel_regularizer=regularizer(),
+                name=f"{prefix}_conv{i}",
+            )(x)
+            if batch_norm:
+                x = layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
+            x = layers.Activation("relu", name=f"{prefix}_relu{i}")(x)
+        if dropout_rate > 0:
+            x = layers.Dropout(dropout_rate, seed=seeds(), name=f"{prefix}_dropout")(x)
+        return x
+
+    height, width, _ = input_shape
+    pad_h = padding_for(height, n_levels, pool_size)
+    pad_w = padding_for(width, n_levels, pool_size)
+
+    inputs = keras.Input(shape=input_shape, name="tile")
+    x = inputs
+    if any(pad_h) or any(pad_w):
+        x = layers.ZeroPadding2D((pad_h, pad_w), name="pad")(x)
+
+    skips = []
+    for level in range(n_levels):
+        x = conv_block(x, root_features * 2**level, f"down{level}")
+        if level < n_levels - 1:
+            skips.append(x)
+            x = layers.MaxPooling2D(pool_size, name=f"down{level}_pool")(x)
+
+    for level in reversed(range(n_levels - 1)):
+        x = layers.Conv2DTranspose(
+            root_features * 2**level,
+            pool_size,
+            strides=pool_size,
+            padding="same",
+            activation="relu",
+            kernel_initializer=he_normal(),
+            kernel_regularizer=regularizer(),
+            name=f"up{level}_transpose",
+        )(x)
+        x = layers.Concatenate(name=f"up{level}_concat")([skips[level], x])
+        x = conv_block(x, root_features * 2**level, f"up{level}")
+
+    x = layers.Conv2D(
+        n_classes,
+        1,
+        kernel_initializer=he_normal(),
+        kernel_regularizer=regularizer(),
+        name="logits",
+    )(x)
+    if any(pad_h) or any(pad_w):
+        x = layers.Cropping2D((pad_h, pad_w), name="crop")(x)
+    # float32 probabilities even under a mixed-precision policy.
+    outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def forward_flops(model):
+    """Count the floating-point operations of one forward pass, per sample, from its convolutions.
+
+    A convolution with a ``k_h x k_w`` kernel from ``c_in`` to ``c_out`` channels costs
+    ``2 k_h k_w c_in c_out`` operations (a multiply and an add) per output pixel; a transposed
+    convolution the same per *input* pixel.  Batch normalization, activations, pooling and the
+    softmax are left out (a few percent).  A training step costs about three forward passes
+    (the backward pass computes gradients with respect to both inputs and kernels).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built functional model (e.g. from :func:`build_unet`).
+
+    Returns
+    -------
+    flops : int
+        Operations per sample of one forward pass.
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            _, in_h, in_w, c_in = layer.input.shape
+            k_h, k_w = layer.kernel_size
+            total += 2 * in_h * in_w * k_h * k_w * c_in * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, out_h, out_w, c_out = layer.output.shape
+            c_in = layer.input.shape[-1]
+            k_h, k_w = layer.kernel_size
+            total += 2 * out_h * out_w * k_h * k_w * c_in * c_out
+    return int(total)
