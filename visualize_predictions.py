@@ -1,22 +1,42 @@
-"""Draw heatmaps, density plots and training curves from a run's predictions."""
+"""Draw per-vertex heatmaps of DLE, SD and OA on the inflated cortex, density plots and
+training curves from a run's predictions.
+
+Reads ``RESULTS_DIR/<RUN_NAME>/predictions/metrics.csv`` (from predict.py) and
+``RESULTS_DIR/<RUN_NAME>/model/history.csv`` (from train_network.py; without it the training
+curves are skipped), and writes ``RESULTS_DIR/<RUN_NAME>/figures/``: heatmap_dle.png,
+heatmap_sd.png, heatmap_oa.png, density.png, training_curves.png and, for multi-dipole data,
+multi_dipole_dle.png. Figures newer than their inputs are kept unless --overwrite.
+"""
 
 import sys
 
-from meg_unet.cli import load_config_or_exit, new_parser, not_built_yet, setup_logging
+from meg_unet.cli import load_config_or_exit, new_parser, setup_logging
 
 
 def build_parser():
     """Return this script's argument parser."""
-    return new_parser(__doc__, prog="visualize_predictions.py")
+    parser = new_parser(__doc__, prog="visualize_predictions.py")
+    parser.add_argument("--pdf", action="store_true", help="also write PDF figures")
+    return parser
 
 
 def main(argv=None):
     """Run the script; ``argv`` defaults to the command line."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
-    load_config_or_exit(parser, args)
-    not_built_yet(parser, "visualization")
+    logger = setup_logging(args.verbose)
+    config = load_config_or_exit(parser, args)
+
+    from meg_unet.visualization import make_figures
+
+    try:
+        paths = make_figures(config, pdf=args.pdf, overwrite=args.overwrite)
+    except (FileNotFoundError, ValueError) as exc:
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
+    logger.info(
+        "%d file(s) written to %s", len(paths), config.run_results_dir / "figures"
+    )
+    return 0
 
 
 if __name__ == "__main__":
