@@ -421,9 +421,16 @@ def _check_parameters(sections):
             problems.append(f"network.{key}: must be a positive integer, but got {net[key]!r}")
     if not 0 < net["DROPOUT_KEEP"] <= 1:
         problems.append(f"network.DROPOUT_KEEP: must be in (0, 1], but got {net['DROPOUT_KEEP']!r}")
-    for key in ("LEARNING_RATE", "MAX_NORM"):
-        if not net[key] > 0:
-            problems.append(f"network.{key}: must be positive, but got {net[key]!r}")
+    if not (isinstance(net["LEARNING_RATE"], (int, float)) and net["LEARNING_RATE"] > 0):
+        problems.append(
+            f"network.LEARNING_RATE: must be positive, but got {net['LEARNING_RATE']!r}"
+        )
+    if net["MAX_NORM"] is not None and not (
+        isinstance(net["MAX_NORM"], (int, float)) and net["MAX_NORM"] > 0
+    ):
+        problems.append(
+            f"network.MAX_NORM: must be positive or None (no clipping), but got {net['MAX_NORM']!r}"
+        )
     for key in ("LR_DECAY", "MOMENTUM"):
         if not 0 <= net[key] <= 1:
             problems.append(f"network.{key}: must be in [0, 1], but got {net[key]!r}")

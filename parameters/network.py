@@ -32,7 +32,9 @@ MOMENTUM = 0.9
 #: Learning rate multiplied by this after each epoch (Table 1: 0.95).
 LR_DECAY = 0.95
 
-#: Gradient norm clipping threshold (Table 1: max norm 0.01).
+#: Gradient norm clipping threshold (Table 1: max norm 0.01); None applies gradients unclipped
+#: (what the 2017 code did in effect: it discarded its clipped gradients).  The quick profile
+#: trains unclipped (see :mod:`parameters.profiles`).
 MAX_NORM = 0.01
 
 #: Maximum number of epochs (Table 1: up to 300) and early-stopping patience on the validation

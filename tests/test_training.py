@@ -108,6 +108,35 @@ def test_gradient_clipping_really_limits_the_step(tmp_path):
                                  rel=1e-3)
 
 
+def test_max_norm_none_trains_unclipped(tmp_path):
+    """MAX_NORM None (the quick profile) applies the whole gradient: the step exceeds lr * 0.01."""
+    config = validate_settings(
+        tiny_settings(tmp_path, PARAMETERS={"network.L1": 0.0, "network.MAX_NORM": None})
+    )
+    model = build_unet((42, 8, 3), 2, n_levels=2, filter_size=3, root_features=4, seed=0)
+    compile_model(model, config, [1.0, 100.0], steps_per_epoch=8)
+    assert model.optimizer.global_clipnorm is None
+    rng = np.random.default_rng(0)
+    x = rng.random((1, 42, 8, 3), dtype=np.float32)
+    y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, (1, 42, 8))]
+    before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    model.train_on_batch(x, y)
+    after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    step = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(after, before)))
+    assert step > 10 * config.network.LEARNING_RATE * 0.01
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [(0, "must be positive or None"), (-0.5, "must be positive or None"), ("big", "like 0.01")],
+)
+def test_bad_max_norm_is_refused(tmp_path, bad, message):
+    from meg_unet.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"network.MAX_NORM.*{message}"):
+        validate_settings(tiny_settings(tmp_path, PARAMETERS={"network.MAX_NORM": bad}))
+
+
 def test_one_device_on_this_machine():
     scope, n_devices = distribution_scope(batch_size=1)
     assert n_devices == 1

@@ -182,7 +182,8 @@ def make_optimizer(config, steps_per_epoch):
         staircase=True,
     )
     # global_clipnorm scales the whole gradient down to MAX_NORM when it is longer, and the
-    # clipped gradient is what the optimizer applies (the 2017 code discarded it).
+    # clipped gradient is what the optimizer applies (the 2017 code discarded it, so its
+    # networks trained unclipped).  MAX_NORM None applies the gradient as it is.
     return keras.optimizers.SGD(
         learning_rate=schedule, momentum=net.MOMENTUM, global_clipnorm=net.MAX_NORM
     )
