@@ -31,15 +31,19 @@ SENSORS = "meg"
 #: Hemisphere(s) where dipoles are placed and that the network sees: "rh" (thesis), "lh", "both".
 HEMISPHERE = "rh"
 
-#: Signal-to-noise ratio of the simulated data (whitened signal power over noise power, see
-#: meg_unet.simulation): the thesis used 3 (MEG1) and 1 (MEG2, M/EEG1).
+#: Signal-to-noise ratio of the simulated data (RMS whitened signal over RMS whitened noise of
+#: each dipole, see meg_unet.simulation): the thesis used 3 (MEG1) and 1 (MEG2, M/EEG1).  A
+#: range (low, high) with 0 < low < high, e.g. (0.5, 10), draws each activation window's SNR
+#: log-uniformly between the bounds (training data with hard cases); LAMBDA2 = None then means
+#: 1 / (low * high), i.e. 1 over the squared geometric mean of the bounds.
 SNR = 3.0
 
 #: Regularization of the inverse operators; None means 1 / SNR**2 (thesis).
 LAMBDA2 = None
 
-#: Simultaneous dipoles per activation: 1 (every vertex once per pass) or a range (low, high)
-#: drawn uniformly per activation window (thesis multi-dipole set: (2, 5)).
+#: Simultaneous dipoles per activation: 1 (every vertex once per pass), or a count drawn
+#: uniformly per activation window from a range (low, high) with 1 <= low <= high (thesis
+#: multi-dipole set: (2, 5); e.g. (1, 5) mixes single and multiple dipoles for training).
 N_DIPOLES = 1
 
 #: Input channels of the network, a subset of ("mne", "dspm", "sloreta") in the order given.

@@ -126,20 +126,117 @@ def _run_name(name, value):
     ]
 
 
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_positive_finite(value):
+    return _is_number(value) and 0 < value < float("inf")
+
+
+def _snr(name, value):
+    """An SNR: one positive number, or a range (low, high) with 0 < low < high.
+
+    A single value becomes a float; a range becomes a tuple of two floats (so that ``(1, 10)``
+    and ``(1.0, 10.0)`` are the same setting with the same hash).
+    """
+    what = "a positive finite number or a range (low, high) with 0 < low < high"
+    if _is_positive_finite(value):
+        return float(value), []
+    if not isinstance(value, (tuple, list)):
+        return value, [f"{name}: must be {what}, but got {_fmt(value)} instead"]
+    if len(value) != 2:
+        return value, [
+            f"{name}: a range must be a pair (low, high), but got {len(value)} value(s) "
+            f"{_fmt(value)} instead"
+        ]
+    if not all(_is_number(v) for v in value):
+        return value, [
+            f"{name}: the bounds of a range (low, high) must be numbers, but got "
+            f"{_fmt(value)} instead"
+        ]
+    if not all(_is_positive_finite(v) for v in value):
+        return value, [
+            f"{name}: the bounds of a range (low, high) must be positive and finite, but got "
+            f"{_fmt(value)} instead"
+        ]
+    if not value[0] < value[1]:
+        return value, [
+            f"{name}: a range (low, high) needs low < high (write a single SNR as a number), "
+            f"but got {_fmt(value)} instead"
+        ]
+    return (float(value[0]), float(value[1])), []
+
+
+def format_snr(snr):
+    """Format an SNR setting for titles and messages: ``"3"``, or ``"0.5–10"`` for a range.
+
+    Parameters
+    ----------
+    snr : float | tuple of float | list of float
+        One SNR, or the bounds (low, high) of a range (as in a manifest's ``snr_target``).
+
+    Returns
+    -------
+    label : str
+        The SNR in ``%g`` format; a range joins its bounds with an en dash.
+    """
+    if isinstance(snr, (tuple, list)):
+        low, high = snr
+        return f"{low:g}\u2013{high:g}"
+    return f"{snr:g}"
+
+
+def reference_snr(snr):
+    """The SNR that stands for an SNR setting: the value itself, or a range's geometric mean.
+
+    ``LAMBDA2 = None`` resolves to ``1 / reference_snr(SNR)**2``; the geometric mean is the
+    median of the log-uniform draw of a range.
+    """
+    if isinstance(snr, (tuple, list)):
+        low, high = snr
+        return float((low * high) ** 0.5)
+    return float(snr)
+
+
+def _matched_lambda2(snr):
+    """``1 / SNR**2``; for a range, 1 over the squared geometric mean, ``1 / (low * high)``."""
+    if isinstance(snr, tuple):
+        return 1.0 / (snr[0] * snr[1])
+    return 1.0 / snr**2
+
+
 def _n_dipoles(name, value):
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value, []
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        and 1 <= value[0] <= value[1]
-    ):
-        return tuple(value), []
-    return value, [
-        f"{name}: must be a positive integer or a range (low, high) with 1 <= low <= high, "
-        f"but got {_fmt(value)} instead"
-    ]
+    allowed = "a positive integer or a range (low, high) of integers with 1 <= low <= high"
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value >= 1:
+            return value, []
+        return value, [
+            f"{name}: an activation needs at least 1 dipole ({allowed}), but got "
+            f"{_fmt(value)} instead"
+        ]
+    if not isinstance(value, (tuple, list)):
+        return value, [f"{name}: must be {allowed}, but got {_fmt(value)} instead"]
+    if len(value) != 2:
+        return value, [
+            f"{name}: a range must be a pair (low, high) ({allowed}), but got "
+            f"{len(value)} value(s) {_fmt(value)} instead"
+        ]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return value, [
+            f"{name}: the bounds of a range must be integers ({allowed}), but got "
+            f"{_fmt(value)} instead"
+        ]
+    if value[0] < 1:
+        return value, [
+            f"{name}: an activation needs at least 1 dipole, so low must be >= 1 ({allowed}), "
+            f"but got {_fmt(value)} instead"
+        ]
+    if value[0] > value[1]:
+        return value, [
+            f"{name}: a range needs low <= high ({allowed}), but got {_fmt(value)} instead"
+        ]
+    return tuple(value), []
 
 
 def _channels(name, value):
@@ -191,7 +288,7 @@ SETTINGS: dict[str, _Setting] = {
     "SPACING": _Setting("ico3", _one_of(SPACINGS)),
     "SENSORS": _Setting("meg", _one_of(SENSOR_SETS)),
     "HEMISPHERE": _Setting("rh", _one_of(HEMISPHERES)),
-    "SNR": _Setting(3.0, _positive_number()),
+    "SNR": _Setting(3.0, _snr),
     "LAMBDA2": _Setting(None, _positive_number(allow_none=True)),
     "N_DIPOLES": _Setting(1, _n_dipoles),
     "CHANNELS": _Setting(INVERSE_METHODS, _channels),
@@ -246,6 +343,12 @@ class Config:
     Attributes mirror the settings of ``config.py`` in lower case (``config.snr`` is ``SNR``);
     ``simulation``, ``data_provider``, ``network`` and ``tile`` hold the hyperparameters of
     ``parameters/`` after the profile's and the PARAMETERS overrides.
+
+    ``snr`` is what the user wrote: one float, or a tuple ``(low, high)`` of floats when each
+    activation window draws its SNR log-uniformly from that range (:attr:`snr_label` formats
+    either, :attr:`snr_reference` gives one number).  ``lambda2`` is the resolved
+    regularization: LAMBDA2 when set, else ``1 / SNR**2``, and for a range
+    ``1 / (low * high)``, i.e. 1 over the squared geometric mean of the bounds.
     """
 
     run_name: str
@@ -253,7 +356,7 @@ class Config:
     spacing: str
     sensors: str
     hemisphere: str
-    snr: float
+    snr: float | tuple
     lambda2: float
     n_dipoles: Any
     channels: tuple
@@ -279,8 +382,27 @@ class Config:
 
     @property
     def multi_dipole(self):
-        """Whether activations hold a range of simultaneous dipoles rather than one."""
-        return isinstance(self.n_dipoles, tuple)
+        """Whether the splits are made of activation windows (N_DIPOLES other than 1).
+
+        N_DIPOLES = 1 visits every vertex once per pass (simulation.PASSES); any other value,
+        a range or a fixed count above 1, draws simulation.N_WINDOWS windows.
+        """
+        return self.n_dipoles != 1
+
+    @property
+    def snr_range(self):
+        """Whether each activation window draws its SNR from a range (SNR = (low, high))."""
+        return isinstance(self.snr, tuple)
+
+    @property
+    def snr_label(self):
+        """The SNR for titles and messages: ``"3"``, or ``"0.5–10"`` for a range."""
+        return format_snr(self.snr)
+
+    @property
+    def snr_reference(self):
+        """One number for the SNR: SNR itself, or the geometric mean of a range's bounds."""
+        return reference_snr(self.snr)
 
     @property
     def run_data_dir(self):
@@ -530,8 +652,9 @@ def validate_settings(values, source="config", base_dir=None):
     if problems:
         raise ConfigError(problems, source=source)
 
-    snr = resolved["SNR"]
-    lambda2 = resolved["LAMBDA2"] if resolved["LAMBDA2"] is not None else 1.0 / snr**2
+    lambda2 = resolved["LAMBDA2"]
+    if lambda2 is None:
+        lambda2 = _matched_lambda2(resolved["SNR"])
     kwargs = {name.lower(): value for name, value in resolved.items()}
     kwargs["lambda2"] = lambda2
     return Config(

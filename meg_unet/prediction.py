@@ -809,6 +809,14 @@ def _note_data_differences(trained, data_dir, data_run, manifest):
             "network sees source estimates only", data_dir, manifest.get("sensors"),
             trained.config.sensors,
         )
+    data_snr = _snr_key(manifest.get("snr_target"))  # a number, or (low, high) for a range
+    if data_snr is not None and data_snr != _snr_key(trained.config.snr):
+        from .config import format_snr
+
+        logger.info(
+            "%s was simulated at SNR %s, the model was trained at SNR %s: allowed",
+            data_dir, format_snr(data_snr), trained.config.snr_label,
+        )
     trained_on = trained.sidecar.get("training_data", {}).get("config_hash")
     if data_run == trained.run_name and trained_on and manifest.get("config_hash") != trained_on:
         logger.warning(
@@ -816,6 +824,20 @@ def _note_data_differences(trained, data_dir, data_run, manifest):
             "hash %s, training data %s): was it simulated again after training?",
             data_dir, manifest.get("config_hash"), trained_on,
         )
+
+
+def _snr_key(snr):
+    """An SNR setting (a number, or a (low, high) range as tuple or list) in comparable form.
+
+    Returns None for anything else (no SNR recorded, or a hand-edited manifest).
+    """
+    if isinstance(snr, (tuple, list)) and len(snr) == 2:
+        if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in snr):
+            return tuple(float(v) for v in snr)
+        return None
+    if isinstance(snr, numbers.Real) and not isinstance(snr, bool):
+        return float(snr)
+    return None
 
 
 def _split_estimates(provider, data_dir, split):

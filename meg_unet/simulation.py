@@ -14,7 +14,8 @@ Section 3.3 of the thesis is the specification.  One split (train, valid or test
 2. **Sensor data.**  The sources are projected through the fixed-orientation forward solution
    (directly, sample by sample of the activations: no dense channels x sources x samples array
    and no ``simulate_raw`` on one long source estimate).  Each dipole's amplitude is scaled so
-   that its whitened sensor signal reaches the configured SNR (see :func:`dipole_amplitudes`).
+   that its whitened sensor signal reaches its activation window's SNR (the configured SNR, or
+   one drawn per window from a range; see :func:`draw_snrs` and :func:`dipole_amplitudes`).
    Sensor noise is drawn from the noise covariance (the thesis's diagonal ad-hoc noise,
    ``mne.make_ad_hoc_cov``).  Optionally ECG and blink artifacts are added
    (``mne.simulation.add_ecg``/``add_eog``), bad channels are marked, and the thesis's
@@ -23,7 +24,8 @@ Section 3.3 of the thesis is the specification.  One split (train, valid or test
 3. **Noise covariance** from a separately simulated empty-room recording of the same sensors
    (noise only, filtered like the data), never from the data that hold the signal.
 4. **Inverse solutions.**  One inverse operator (depth 0.8, loose 0.2 or fixed, lambda2 =
-   LAMBDA2 or 1/SNR**2) applied with MNE, dSPM and sLORETA to the whole split.
+   LAMBDA2, or 1/SNR**2, or 1/(low * high) for an SNR range) applied with MNE, dSPM and
+   sLORETA to the whole split.
 
 The SNR
 -------
@@ -35,10 +37,28 @@ whitened noise over the activation's samples and the n data channels::
 
 With noise drawn from C the denominator is 1 in expectation, so the amplitude is
 ``a = SNR * sqrt(n) / (||W g_v|| * rms(s))``.  This is the amplitude SNR for which MNE's
-``lambda2 = 1 / SNR**2`` is the matched regularization.  The SNR reached with the noise that
-was actually drawn (before artifacts and filtering) is measured per activation and recorded in
-the manifest.  Filtering to 5-40 Hz removes most of the white noise and little of the signal,
-so the data entering the inverse have a higher SNR than this figure.
+``lambda2 = 1 / SNR**2`` is the matched regularization.  Every dipole of a window is scaled to
+the window's SNR on its own, so a window of k dipoles holds a summed signal whose SNR is
+roughly sqrt(k) times the target (more when their fields add, less when they cancel).
+
+``SNR`` may be a number, the SNR of every window, or a range ``(low, high)`` with
+0 < low < high: then each activation window draws its own target SNR log-uniformly between
+the bounds (``exp(uniform(log low, log high))``, from the split's seeded generator, see
+:func:`draw_snrs`), so that a training set holds easy and hard cases in equal measure per
+octave.  The median of the draw is the geometric mean ``sqrt(low * high)``, and
+``LAMBDA2 = None`` resolves to ``1 / (low * high)``: one inverse operator serves the whole
+split, matched to its typical window.  ``N_DIPOLES = (low, high)`` likewise draws the number
+of dipoles per window (uniformly, integers), independently of the SNR.
+
+The manifest records the configured ``snr_target`` (a number or ``[low, high]``), each
+window's drawn target (``activations.snr_target``), the SNR reached with the noise that was
+actually drawn (before artifacts and filtering), per window (``activations.snr_reached``) and
+summarized (``snr_reached``), and how the reached SNR compares with each window's own target:
+``snr_reached.ratio_to_target`` per dipole (each dipole's own whitened signal over the
+window's noise, about 1 up to the sampling of the noise) and
+``snr_reached.window_ratio_to_target`` for the summed signal of the window.  Filtering to
+5-40 Hz removes most of the white noise and little of the signal, so the data entering the
+inverse have a higher SNR than these figures.
 """
 
 from __future__ import annotations
@@ -130,6 +150,42 @@ def draw_activations(n_vertices, n_dipoles, n_passes, n_windows, rng):
     return [np.sort(rng.choice(n_vertices, size=count, replace=False)) for count in counts]
 
 
+def draw_snrs(n_windows, snr, rng):
+    """Draw the target SNR of each activation window.
+
+    Parameters
+    ----------
+    n_windows : int
+        Number of activation windows.
+    snr : float | tuple of float
+        One SNR for every window, or a range (low, high) with 0 < low < high from which each
+        window's SNR is drawn log-uniformly.
+    rng : numpy.random.Generator
+        Source of randomness; untouched when ``snr`` is a single number, so that single-SNR
+        splits draw the same sources and noise as before ranges existed.
+
+    Returns
+    -------
+    snrs : ndarray, shape (n_windows,)
+        Target amplitude SNR per window (see the module docstring).
+    """
+    n_windows = int(n_windows)
+    if n_windows < 0:
+        raise ValueError(f"n_windows must be >= 0, but got {n_windows}")
+    if not isinstance(snr, (tuple, list)):
+        if not snr > 0:
+            raise ValueError(f"Invalid value for the 'snr' parameter: must be positive, but "
+                             f"got {snr!r} instead.")
+        return np.full(n_windows, float(snr))
+    low, high = (float(v) for v in snr)
+    if not 0 < low < high < np.inf:
+        raise ValueError(
+            "Invalid value for the 'snr' parameter: a range (low, high) needs "
+            f"0 < low < high, but got {tuple(snr)!r} instead."
+        )
+    return np.exp(rng.uniform(np.log(low), np.log(high), size=n_windows))
+
+
 def dipole_amplitudes(gain, rows, whitener_diag, snr, waveform):
     """Scale dipoles so each one's whitened sensor signal reaches ``snr``.
 
@@ -142,7 +198,8 @@ def dipole_amplitudes(gain, rows, whitener_diag, snr, waveform):
     whitener_diag : ndarray, shape (n_channels,)
         Inverse noise standard deviation per channel (a diagonal noise covariance).
     snr : float
-        Target amplitude SNR (see the module docstring).
+        Target amplitude SNR of each of these dipoles (see the module docstring): the SNR of
+        their activation window.
     waveform : ndarray, shape (n_samples,)
         The activation time course.
 
@@ -286,12 +343,13 @@ class SimulationModel:
             sim.N_WINDOWS[split],
             rng,
         )
+        snr_targets = draw_snrs(len(activations), config.snr, rng)
         done("sources")
 
         stage("sensors")
         info = self.head_model.info.copy()
         raw, truth, snr_reached, onsets, amplitudes = self._sensor_data(
-            info, activations, rng
+            info, activations, snr_targets, rng
         )
         done("sensors")
 
@@ -348,8 +406,8 @@ class SimulationModel:
         bar.close()
 
         manifest = self._manifest(
-            split, seed, raw, activations, onsets, amplitudes, snr_reached, preprocessing,
-            timings,
+            split, seed, raw, activations, onsets, amplitudes, snr_targets, snr_reached,
+            preprocessing, timings,
         )
         manifest["files"] = {
             path.name: sha256sum(path)
@@ -358,8 +416,14 @@ class SimulationModel:
         }
         write_json(files["manifest"], manifest)
 
-    def _sensor_data(self, info, activations, rng):
-        """Project the activations through the forward model and add noise (and artifacts)."""
+    def _sensor_data(self, info, activations, snr_targets, rng):
+        """Project the activations through the forward model and add noise.
+
+        Each window's dipoles are scaled to that window's entry of ``snr_targets``.  Returns
+        the raw data, the true source time courses, the SNR reached (a dict of arrays:
+        ``"window"``, per window, of the summed signal; ``"dipoles"``, per window, of each
+        dipole's own signal), the onsets and the amplitudes (Am).
+        """
         import mne
 
         fwd = self.head_model.fwd_fixed
@@ -376,27 +440,36 @@ class SimulationModel:
         truth = np.zeros((n_hemi, n_times), dtype=np.float32)
         onsets = np.arange(len(activations)) * period
         amplitudes = []
-        for onset, rows in zip(onsets, activations):
+        for onset, rows, snr in zip(onsets, activations, snr_targets):
             columns = self.hemisphere_rows[rows]
-            amps = dipole_amplitudes(gain, columns, whitener, self.config.snr, self.waveform)
+            amps = dipole_amplitudes(gain, columns, whitener, snr, self.waveform)
             amplitudes.append(amps)
             moments = amps[:, np.newaxis] * self.waveform[np.newaxis, :]
             signal[:, onset : onset + n_active] += gain[:, columns] @ moments
             truth[rows, onset : onset + n_active] = moments
         noise = rng.standard_normal(signal.shape) * noise_std[:, np.newaxis]
 
-        # SNR reached per activation, with the noise actually drawn (whitened, per channel).
-        snr_reached = []
-        for onset in onsets:
+        # SNR reached per activation, with the noise actually drawn (whitened, per channel):
+        # of the window's summed signal, and of each dipole's own signal.
+        waveform_ms = np.mean(self.waveform**2)
+        snr_reached = {"window": [], "dipoles": []}
+        for onset, rows, amps in zip(onsets, activations, amplitudes):
             window = slice(onset, onset + n_active)
             s = signal[:, window] * whitener[:, np.newaxis]
             n = noise[:, window] * whitener[:, np.newaxis]
-            snr_reached.append(np.sqrt(np.mean(s**2) / np.mean(n**2)))
+            noise_ms = np.mean(n**2)
+            snr_reached["window"].append(np.sqrt(np.mean(s**2) / noise_ms))
+            # one dipole's whitened signal is (W g) a s(t): its mean square over channels and
+            # samples is ||W g||^2 a^2 mean(s^2) / n_channels
+            norms = np.linalg.norm(gain[:, self.hemisphere_rows[rows]] * whitener[:, None], axis=0)
+            dipole_ms = norms**2 * amps**2 * waveform_ms / len(whitener)
+            snr_reached["dipoles"].append(np.sqrt(dipole_ms / noise_ms))
+        snr_reached["window"] = np.array(snr_reached["window"])
 
         data = np.zeros((len(info["ch_names"]), n_times))
         data[data_picks] = signal + noise
         raw = mne.io.RawArray(data, info, verbose=False)
-        return raw, truth, np.array(snr_reached), onsets, amplitudes
+        return raw, truth, snr_reached, onsets, amplitudes
 
     def _noise_std(self, info, ch_names):
         """Noise standard deviation per data channel (the diagonal ad-hoc covariance)."""
@@ -504,13 +577,19 @@ class SimulationModel:
             subject=self.head_model.subject,
         )
 
-    def _manifest(self, split, seed, raw, activations, onsets, amplitudes, snr_reached,
-                  preprocessing, timings):
+    def _manifest(self, split, seed, raw, activations, onsets, amplitudes, snr_targets,
+                  snr_reached, preprocessing, timings):
         import mne
         import scipy
 
         config = self.config
         head = self.head_model
+        window_reached = snr_reached["window"]
+        window_ratio = window_reached / snr_targets
+        dipole_ratio = np.concatenate(
+            [reached / target for reached, target in zip(snr_reached["dipoles"], snr_targets)]
+        )
+        counts = np.array([len(rows) for rows in activations])
         return {
             "split": split,
             "run_name": config.run_name,
@@ -535,14 +614,32 @@ class SimulationModel:
             "n_activations": len(activations),
             "samples_per_activation": len(self.waveform),
             "gap_samples": self.gap,
-            "snr_target": config.snr,
+            # the SNR setting: a number, or [low, high] when each window drew its own target
+            "snr_target": _jsonable_range(config.snr),
+            "snr_target_label": config.snr_label,
             "snr_reached": {
                 "definition": "whitened RMS signal / whitened RMS noise per activation, "
                 "before artifacts and filtering",
-                "mean": float(np.mean(snr_reached)),
-                "median": float(np.median(snr_reached)),
-                "min": float(np.min(snr_reached)),
-                "max": float(np.max(snr_reached)),
+                "mean": float(np.mean(window_reached)),
+                "median": float(np.median(window_reached)),
+                "min": float(np.min(window_reached)),
+                "max": float(np.max(window_reached)),
+                "ratio_to_target": {
+                    "definition": "per dipole: its own whitened RMS signal / the whitened RMS "
+                    "noise of its activation, divided by that activation's target SNR",
+                    **_summary(dipole_ratio),
+                },
+                "window_ratio_to_target": {
+                    "definition": "per activation: the SNR reached by the summed signal of "
+                    "its dipoles, divided by its target SNR (about sqrt(n_dipoles) for "
+                    "several dipoles)",
+                    **_summary(window_ratio),
+                },
+            },
+            "n_dipoles": {
+                "setting": _jsonable_range(config.n_dipoles),
+                "counts": {str(k): int(np.sum(counts == k)) for k in np.unique(counts)},
+                "mean": float(np.mean(counts)) if len(counts) else 0.0,
             },
             "lambda2": config.lambda2,
             "vertices": {hemi: [int(v) for v in vertno] for hemi, vertno in self.vertices.items()},
@@ -550,11 +647,32 @@ class SimulationModel:
                 "onsets": [int(o) for o in onsets],
                 "rows": [[int(r) for r in rows] for rows in activations],
                 "amplitudes_nAm": [[float(a * 1e9) for a in amps] for amps in amplitudes],
+                "snr_target": [_round(v) for v in snr_targets],
+                "snr_reached": [_round(v) for v in window_reached],
             },
             "preprocessing": preprocessing,
             "bads": list(raw.info["bads"]),
             "timings_s": timings,
         }
+
+
+def _round(value, digits=4):
+    """A float rounded to ``digits`` significant digits (manifest lists stay readable)."""
+    return float(f"{float(value):.{digits}g}")
+
+
+def _summary(values):
+    values = np.asarray(values, dtype=float)
+    return {
+        "median": float(np.median(values)),
+        "min": float(np.min(values)),
+        "max": float(np.max(values)),
+    }
+
+
+def _jsonable_range(value):
+    """A number stays a number; a range (tuple) becomes a [low, high] list (SNR, N_DIPOLES)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def config_estimate_kinds(config):

@@ -1044,7 +1044,7 @@ def make_figures(config, pdf=False, overwrite=False, progress=True):
     df = read_metrics(metrics_path)
     n_sources = _n_sources(df)
     sensors = _SENSOR_NAMES.get(config.sensors, config.sensors)
-    context = f"run {config.run_name}, SNR {config.snr:g}, {sensors}"
+    context = f"run {config.run_name}, SNR {config.snr_label}, {sensors}"
 
     tasks = []  # (file stem, inputs, drawing function)
     single = df[n_sources == 1] if (n_sources == 1).any() else df
@@ -1073,7 +1073,7 @@ def make_figures(config, pdf=False, overwrite=False, progress=True):
             "training_curves", [history_path],
             lambda: plot_training_curves(
                 read_history(history_path), title=f"Training history, run {config.run_name}, "
-                f"SNR {config.snr:g}, {sensors}",
+                f"SNR {config.snr_label}, {sensors}",
             ),
         ))
     else:

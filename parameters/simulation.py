@@ -19,7 +19,9 @@ EMPTY_SIGNAL = 0.5
 #: (The thesis does not state it; profiles override these.)
 PASSES = {"train": 1, "valid": 1, "test": 1}
 
-#: Number of multi-dipole activation windows per split (multi-dipole runs only; profiles override).
+#: Number of activation windows per split when config.py's N_DIPOLES is not 1 (a range such as
+#: (1, 5), or a fixed count above 1); each window draws its own dipole count, and its own SNR
+#: when SNR is a range.  Profiles override these.
 N_WINDOWS = {"train": 642, "valid": 642, "test": 642}
 
 #: Run the thesis's preprocessing on the simulated raw data: notch and band-pass filters, and,

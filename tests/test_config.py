@@ -83,8 +83,23 @@ def test_three_mistakes_from_the_command_line_fast(tmp_path):
         ({"SNR": "3"}, "SNR: must be a positive finite number"),
         ({"SNR": True}, "SNR"),
         ({"LAMBDA2": 0}, "LAMBDA2"),
-        ({"N_DIPOLES": 0}, "N_DIPOLES"),
+        ({"SNR": 0}, "SNR: must be a positive finite number"),
+        ({"SNR": (10, 1)}, "SNR: a range (low, high) needs low < high"),
+        ({"SNR": (3, 3)}, "SNR: a range (low, high) needs low < high"),
+        ({"SNR": (0, 10)}, "SNR: the bounds of a range (low, high) must be positive"),
+        ({"SNR": (-1, 10)}, "SNR: the bounds of a range (low, high) must be positive"),
+        ({"SNR": (1, float("inf"))}, "SNR: the bounds of a range (low, high) must be positive"),
+        ({"SNR": (1, 2, 3)}, "SNR: a range must be a pair (low, high), but got 3 value(s)"),
+        ({"SNR": (1,)}, "SNR: a range must be a pair (low, high), but got 1 value(s)"),
+        ({"SNR": ("1", "10")}, "SNR: the bounds of a range (low, high) must be numbers"),
+        ({"SNR": (1, True)}, "SNR: the bounds of a range (low, high) must be numbers"),
+        ({"N_DIPOLES": 0}, "N_DIPOLES: an activation needs at least 1 dipole"),
+        ({"N_DIPOLES": (0, 3)}, "N_DIPOLES: an activation needs at least 1 dipole"),
         ({"N_DIPOLES": (5, 2)}, "1 <= low <= high"),
+        ({"N_DIPOLES": (5, 2)}, "N_DIPOLES: a range needs low <= high"),
+        ({"N_DIPOLES": (1, 2, 3)}, "N_DIPOLES: a range must be a pair"),
+        ({"N_DIPOLES": (1.0, 3)}, "N_DIPOLES: the bounds of a range must be integers"),
+        ({"N_DIPOLES": "2-5"}, "N_DIPOLES: must be a positive integer or a range"),
         ({"CHANNELS": ("mne", "mne")}, "without repeats"),
         ({"CHANNELS": ("mne", "eloreta")}, "CHANNELS"),
         ({"CHANNELS": ()}, "non-empty"),
@@ -116,6 +131,65 @@ def test_good_values_are_normalized():
     assert config.n_dipoles == (2, 5) and config.multi_dipole
     assert config.channels == ("sloreta", "mne")
     assert config.snr == 1.0 and config.lambda2 == 0.5
+
+
+def test_snr_range_is_normalized_and_sets_lambda2():
+    config = validate_settings({"SNR": [1, 10]})
+    assert config.snr == (1.0, 10.0) and config.snr_range
+    assert all(isinstance(v, float) for v in config.snr)
+    # LAMBDA2 = None: 1 over the squared geometric mean of the bounds
+    assert config.lambda2 == pytest.approx(1 / 10)
+    assert config.snr_reference == pytest.approx(10**0.5)
+    assert config.snr_label == "1\u201310"
+    assert validate_settings({"SNR": (0.5, 10), "LAMBDA2": 0.3}).lambda2 == 0.3
+    single = validate_settings({"SNR": 3})
+    assert single.snr == 3.0 and not single.snr_range
+    assert single.snr_label == "3" and single.snr_reference == 3.0
+    assert validate_settings({"SNR": (0.5, 10)}).snr_label == "0.5\u201310"
+
+
+def test_n_dipoles_ranges():
+    assert validate_settings({"N_DIPOLES": (1, 5)}).n_dipoles == (1, 5)
+    assert validate_settings({"N_DIPOLES": [2, 5]}).n_dipoles == (2, 5)
+    assert validate_settings({"N_DIPOLES": (3, 3)}).multi_dipole
+    assert validate_settings({"N_DIPOLES": 3}).multi_dipole  # windows of 3 dipoles
+    assert not validate_settings({"N_DIPOLES": 1}).multi_dipole
+
+
+def test_result_hash_follows_the_snr_range():
+    base = validate_settings({"SNR": 3}).result_hash()
+    a = validate_settings({"SNR": (1, 10)})
+    assert a.result_hash() != base
+    assert a.result_hash() == validate_settings({"SNR": (1.0, 10.0)}).result_hash()
+    assert a.result_hash() == validate_settings({"SNR": [1, 10]}).result_hash()
+    assert a.result_hash() != validate_settings({"SNR": (1, 20)}).result_hash()
+    assert a.result_hash() != validate_settings({"SNR": (0.5, 10)}).result_hash()
+    assert a.result_settings()["SNR"] == [1.0, 10.0]
+    assert a.result_settings()["LAMBDA2"] == pytest.approx(0.1)
+    # a range survives the round trip through a JSON manifest or model.json
+    import json
+
+    settings = json.loads(json.dumps(a.result_settings()))
+    assert validate_settings({"SNR": settings["SNR"]}).result_hash() == a.result_hash()
+
+
+def test_snr_range_from_the_command_line(tmp_path):
+    assert parse_override("SNR=(1,10)") == ("SNR", (1, 10))
+    path = write_config(tmp_path, 'RUN_NAME = "x"\n')
+    config = load_config(path, ["SNR=(1,10)", "N_DIPOLES=(1,5)"])
+    assert config.snr == (1.0, 10.0) and config.n_dipoles == (1, 5)
+    assert config.lambda2 == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match=r"SNR: a range \(low, high\) needs low < high"):
+        load_config(path, ["SNR=(10,1)"])
+    with pytest.raises(ConfigError, match="SNR: must be a positive finite number"):
+        load_config(path, ["SNR=1-10"])  # not a literal: taken as the string '1-10'
+
+
+def test_snr_range_in_config_file(tmp_path):
+    path = write_config(tmp_path, "SNR = (0.5, 10)\nN_DIPOLES = (2, 5)\n")
+    config = load_config(path)
+    assert config.snr == (0.5, 10.0) and config.n_dipoles == (2, 5)
+    assert config.lambda2 == pytest.approx(1 / 5)
 
 
 def test_config_is_frozen():

@@ -14,6 +14,7 @@ from meg_unet.simulation import (
     activation_waveform,
     dipole_amplitudes,
     draw_activations,
+    draw_snrs,
     split_seed,
     split_status,
 )
@@ -68,6 +69,44 @@ def test_multi_dipole_windows():
     assert counts.min() == 2 and counts.max() == 5
     assert set(counts) == {2, 3, 4, 5}  # uniform over the range: all counts occur
     assert all(len(set(a)) == len(a) for a in activations)  # distinct vertices
+
+
+def test_mixed_dipole_counts_uniform_per_window():
+    """N_DIPOLES = (1, 5): every count from 1 to 5, in about equal shares, reproducibly."""
+    activations = draw_activations(642, (1, 5), 1, 2000, np.random.default_rng(2))
+    counts = np.array([len(a) for a in activations])
+    assert set(counts) == {1, 2, 3, 4, 5}
+    shares = np.bincount(counts, minlength=6)[1:] / len(counts)
+    np.testing.assert_allclose(shares, 0.2, atol=0.04)
+    again = draw_activations(642, (1, 5), 1, 2000, np.random.default_rng(2))
+    assert all(np.array_equal(a, b) for a, b in zip(activations, again))
+
+
+def test_snr_draw_within_bounds_reproducible_and_log_uniform():
+    snrs = draw_snrs(20000, (0.5, 10.0), np.random.default_rng(4))
+    assert snrs.shape == (20000,)
+    assert snrs.min() >= 0.5 and snrs.max() <= 10.0
+    np.testing.assert_array_equal(snrs, draw_snrs(20000, (0.5, 10.0), np.random.default_rng(4)))
+    assert not np.array_equal(snrs, draw_snrs(20000, (0.5, 10.0), np.random.default_rng(5)))
+    # log-uniform: the median is the geometric mean, and each decile of log(SNR) holds a tenth
+    assert np.median(snrs) == pytest.approx(np.sqrt(0.5 * 10.0), rel=0.03)
+    fractions = np.histogram(np.log(snrs), bins=10, range=(np.log(0.5), np.log(10)))[0]
+    np.testing.assert_allclose(fractions / len(snrs), 0.1, atol=0.01)
+    # a uniform draw would put its median at the arithmetic mean, 5.25
+    assert np.median(snrs) < 3.5
+
+
+def test_single_snr_draws_nothing():
+    rng = np.random.default_rng(6)
+    state = rng.bit_generator.state
+    np.testing.assert_array_equal(draw_snrs(5, 3.0, rng), np.full(5, 3.0))
+    assert rng.bit_generator.state == state  # single-SNR splits are as before
+
+
+@pytest.mark.parametrize("snr", [(10.0, 1.0), (0.0, 1.0), (-1.0, 2.0), (2.0, 2.0), -3.0])
+def test_snr_draw_refuses_bad_ranges(snr):
+    with pytest.raises(ValueError, match="'snr' parameter"):
+        draw_snrs(3, snr, np.random.default_rng(0))
 
 
 def test_too_many_dipoles_for_the_hemisphere():
@@ -129,6 +168,13 @@ def test_snr_reached_within_5_percent(simulated):
     config, directory = simulated
     manifest = json.loads(split_files(directory)["manifest"].read_text())
     assert manifest["snr_reached"]["mean"] == pytest.approx(config.snr, rel=0.05)
+    # single SNR: the keys of earlier manifests, plus per-activation targets and ratios
+    assert manifest["snr_target"] == 3.0 and manifest["snr_target_label"] == "3"
+    n = manifest["n_activations"]
+    assert manifest["activations"]["snr_target"] == [3.0] * n
+    assert len(manifest["activations"]["snr_reached"]) == n
+    assert manifest["snr_reached"]["ratio_to_target"]["median"] == pytest.approx(1, rel=0.02)
+    assert manifest["n_dipoles"] == {"setting": 1, "counts": {"1": n}, "mean": 1.0}
 
 
 def test_estimates_have_the_hemisphere_vertices_and_times(simulated, tiny_head_model):
@@ -179,6 +225,65 @@ def test_sloreta_peak_at_true_vertex_without_noise(tmp_path, tiny_head_model):
     peaks = sloreta[:, onsets].argmax(axis=0)
     true_rows = [rows[0] for rows in manifest["activations"]["rows"]]
     np.testing.assert_array_equal(peaks, true_rows)
+
+
+def test_snr_range_and_mixed_dipoles_in_a_split(tmp_path, tiny_head_model):
+    """SNR = (1, 10), N_DIPOLES = (1, 3): each window's own target, reached and recorded."""
+    config = tiny_config(
+        tmp_path, SNR=(1, 10), N_DIPOLES=(1, 3), ARTIFACTS=False,
+        PARAMETERS={"simulation.PREPROCESS": False},
+    )
+    directory = SimulationModel(config, tiny_head_model).simulate_split("valid")
+    manifest = json.loads(split_files(directory)["manifest"].read_text())
+    acts = manifest["activations"]
+    n = manifest["n_activations"]
+    assert n == config.simulation.N_WINDOWS["valid"] == 20
+
+    assert manifest["snr_target"] == [1.0, 10.0]
+    assert manifest["snr_target_label"] == "1\u201310"
+    assert manifest["lambda2"] == pytest.approx(1 / 10)  # 1 / geometric mean**2
+    targets = np.array(acts["snr_target"])
+    assert targets.shape == (n,)
+    assert targets.min() >= 1 and targets.max() <= 10
+    assert len(set(targets)) == n  # drawn per window
+    # the targets are the split rng's draw that follows the choice of the dipoles
+    rng = np.random.default_rng(manifest["seed"])
+    draw_activations(162, (1, 3), 1, n, rng)
+    np.testing.assert_allclose(targets, draw_snrs(n, (1, 10), rng), rtol=1e-3)
+
+    # every dipole of a window is scaled to the window's target ...
+    truth = read_estimate(directory, "truth").data
+    fwd = tiny_head_model.fwd_fixed
+    n_lh = len(tiny_head_model.src[0]["vertno"])
+    gain = fwd["sol"]["data"]
+    model = SimulationModel(config, tiny_head_model)
+    noise_std = model._noise_std(tiny_head_model.info, fwd["sol"]["row_names"])
+    waveform = activation_waveform(manifest["sfreq"], 20, 10.0)
+    for onset, rows, target in zip(acts["onsets"], acts["rows"], targets):
+        amps = truth[rows, onset : onset + 20] / waveform
+        whitened = gain[:, n_lh + np.array(rows)] / noise_std[:, None] * amps[:, :1].T
+        snr_each = np.linalg.norm(whitened, axis=0) * np.sqrt(np.mean(waveform**2))
+        np.testing.assert_allclose(snr_each / np.sqrt(len(noise_std)), target, rtol=2e-3)
+    # ... and reaches it with the noise drawn: per dipole, and per window of one dipole
+    ratio = manifest["snr_reached"]["ratio_to_target"]
+    assert ratio["median"] == pytest.approx(1, abs=0.03)
+    assert 0.95 < ratio["min"] <= ratio["max"] < 1.05
+    reached = np.array(acts["snr_reached"])
+    counts = np.array([len(rows) for rows in acts["rows"]])
+    single = counts == 1
+    assert single.any()
+    np.testing.assert_allclose(reached[single], targets[single], rtol=0.05)
+    # reached SNRs follow their targets across the decade of the range
+    assert np.corrcoef(np.log(reached), np.log(targets))[0, 1] > 0.9
+
+    # dipole counts within the range, summarized by count
+    assert counts.min() >= 1 and counts.max() <= 3
+    assert manifest["n_dipoles"]["setting"] == [1, 3]
+    assert manifest["n_dipoles"]["counts"] == {
+        str(k): int(np.sum(counts == k)) for k in np.unique(counts)
+    }
+    assert sum(manifest["n_dipoles"]["counts"].values()) == n
+    assert manifest["n_dipoles"]["mean"] == pytest.approx(counts.mean())
 
 
 def test_reproducible_and_seed_dependent(tmp_path, tiny_head_model):
