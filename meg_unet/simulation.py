@@ -539,9 +539,31 @@ class SimulationModel:
             random_state=seed,
             max_iter="auto",
         )
-        ica.fit(raw, picks="data", reject=reject, verbose=False)
-        ecg_idx, _ = ica.find_bads_ecg(raw, method="ctps", verbose=False)
-        eog_idx, _ = ica.find_bads_eog(raw, verbose=False)
+        try:
+            ica.fit(raw, picks="data", reject=reject, verbose=False)
+        except RuntimeError as exc:
+            if "No clean segment" not in str(exc):
+                raise
+            # Loud simulated windows (high SNR, several dipoles, the whole recording busy
+            # with activations) can exceed REJECT in every segment; the thesis's thresholds
+            # target real artifacts, so ICA then sees all the data rather than none.
+            logger.warning(
+                "every segment exceeds simulation.REJECT %s: fitting ICA and SSP without "
+                "rejection", reject,
+            )
+            reject = None
+            ica.fit(raw, picks="data", reject=None, verbose=False)
+        record["reject"] = reject
+        found = {}
+        for name, find in (("ecg", lambda: ica.find_bads_ecg(raw, method="ctps", verbose=False)),
+                           ("eog", lambda: ica.find_bads_eog(raw, verbose=False))):
+            try:
+                found[name] = find()[0]
+            except (RuntimeError, ValueError) as exc:
+                # A split of a second or two can hold no detectable heartbeat or blink.
+                logger.warning("no %s components found: %s", name.upper(), exc)
+                found[name] = []
+        ecg_idx, eog_idx = found["ecg"], found["eog"]
         ica.exclude = sorted(set(ecg_idx) | set(eog_idx))
         ica.apply(raw, verbose=False)
         record["ica_excluded"] = {"ecg": [int(i) for i in ecg_idx], "eog": [int(i) for i in eog_idx]}

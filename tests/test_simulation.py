@@ -164,6 +164,19 @@ def test_split_files_readable_with_mne(simulated):
     assert "MEG 2443" in raw.info["bads"]
 
 
+def test_ica_falls_back_to_no_rejection_when_every_segment_is_too_loud(tmp_path,
+                                                                        tiny_head_model):
+    """Loud multi-dipole data can exceed REJECT everywhere: ICA then fits on all the data."""
+    config = tiny_config(tmp_path, N_DIPOLES=(2, 3), SNR=(5.0, 10.0), PARAMETERS={
+        "simulation.N_WINDOWS": {"train": 60, "valid": 20, "test": 200},
+        "simulation.REJECT": {"grad": 1e-15, "mag": 1e-17},
+    })
+    directory = SimulationModel(config, tiny_head_model).simulate_split("test")
+    manifest = json.loads(split_files(directory)["manifest"].read_text())
+    assert manifest["preprocessing"]["reject"] is None
+    assert "ica_excluded" in manifest["preprocessing"]
+
+
 def test_snr_reached_within_5_percent(simulated):
     config, directory = simulated
     manifest = json.loads(split_files(directory)["manifest"].read_text())
