@@ -120,6 +120,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import read_cov, read_forward, read_json, split_files
+from .prediction import _check_int
 
 logger = logging.getLogger("meg_unet")
 
@@ -249,15 +250,6 @@ def _check_methods(methods, allowed=METHODS):
     if len(set(methods)) != len(methods):
         raise ValueError(f"methods must not repeat a method, but got {methods}")
     return methods
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(
-            f"Invalid value for the {name!r} parameter. It must be an integer >= {minimum}, "
-            f"but got {value!r} instead."
-        )
-    return int(value)
 
 
 def _is_number(value):

@@ -91,19 +91,24 @@ def test_pixel_error_by_hand():
                                [0, 1, 0, 1])
 
 
-def test_gradient_clipping_really_limits_the_step(tmp_path):
-    """The first momentum-SGD step moves the weights by exactly lr * MAX_NORM."""
-    config = validate_settings(tiny_settings(tmp_path, PARAMETERS={"network.L1": 0.0}))
+def _first_step(config):
+    """Compile a small U-Net with ``config`` and return it with the length of its first step."""
     model = build_unet((42, 8, 3), 2, n_levels=2, filter_size=3, root_features=4, seed=0)
     compile_model(model, config, [1.0, 100.0], steps_per_epoch=8)
-    assert model.optimizer.global_clipnorm == config.network.MAX_NORM == 0.01
     rng = np.random.default_rng(0)
     x = rng.random((1, 42, 8, 3), dtype=np.float32)
     y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, (1, 42, 8))]
     before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
     model.train_on_batch(x, y)
     after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
-    step = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(after, before)))
+    return model, np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(after, before)))
+
+
+def test_gradient_clipping_really_limits_the_step(tmp_path):
+    """The first momentum-SGD step moves the weights by exactly lr * MAX_NORM."""
+    config = validate_settings(tiny_settings(tmp_path, PARAMETERS={"network.L1": 0.0}))
+    model, step = _first_step(config)
+    assert model.optimizer.global_clipnorm == config.network.MAX_NORM == 0.01
     assert step == pytest.approx(config.network.LEARNING_RATE * config.network.MAX_NORM,
                                  rel=1e-3)
 
@@ -113,16 +118,8 @@ def test_max_norm_none_trains_unclipped(tmp_path):
     config = validate_settings(
         tiny_settings(tmp_path, PARAMETERS={"network.L1": 0.0, "network.MAX_NORM": None})
     )
-    model = build_unet((42, 8, 3), 2, n_levels=2, filter_size=3, root_features=4, seed=0)
-    compile_model(model, config, [1.0, 100.0], steps_per_epoch=8)
+    model, step = _first_step(config)
     assert model.optimizer.global_clipnorm is None
-    rng = np.random.default_rng(0)
-    x = rng.random((1, 42, 8, 3), dtype=np.float32)
-    y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, (1, 42, 8))]
-    before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
-    model.train_on_batch(x, y)
-    after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
-    step = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(after, before)))
     assert step > 10 * config.network.LEARNING_RATE * 0.01
 
 
