@@ -441,8 +441,31 @@ class Config:
 
     def result_hash(self):
         """Return a short hash of :meth:`result_settings` (identifies a run's contents)."""
-        text = json.dumps(self.result_settings(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _short_hash(self.result_settings())
+
+    def data_settings(self):
+        """Return the settings that change the simulated data, as JSON-ready values.
+
+        :meth:`result_settings` without what only the network sees (``CHANNELS``, the
+        profile's name, the ``network``, ``data_provider`` and ``tile`` parameters): a new
+        number of epochs or learning rate must not make the simulated splits stale.
+        """
+        out = self.result_settings()
+        for name in _NETWORK_ONLY_SETTINGS:
+            out.pop(name, None)
+        out["PARAMETERS"] = {
+            key: value for key, value in (out.get("PARAMETERS") or {}).items()
+            if key.split(".")[0] in _DATA_PARAMETER_SECTIONS
+        }
+        out["RESOLVED_PARAMETERS"] = {
+            section: values for section, values in out["RESOLVED_PARAMETERS"].items()
+            if section in _DATA_PARAMETER_SECTIONS
+        }
+        return out
+
+    def data_hash(self):
+        """Return a short hash of :meth:`data_settings` (identifies a simulated split)."""
+        return _short_hash(self.data_settings())
 
     def replace(self, **changes):
         """Return a validated copy with some settings changed (names as in ``config.py``)."""
@@ -453,6 +476,17 @@ class Config:
 
     # The LAMBDA2 *setting* (None means 1/SNR**2) is kept apart from the resolved value.
     parameters_lambda2_setting: float | None = None
+
+
+#: Settings that only the network and its inputs see, left out of :meth:`Config.data_settings`
+#: (the profile's effect on the data is in its resolved ``simulation`` parameters).
+_NETWORK_ONLY_SETTINGS = ("CHANNELS", "PROFILE")
+_DATA_PARAMETER_SECTIONS = ("headmodel", "simulation")
+
+
+def _short_hash(settings):
+    text = json.dumps(settings, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _jsonable(value):

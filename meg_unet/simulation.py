@@ -616,7 +616,7 @@ class SimulationModel:
             "split": split,
             "run_name": config.run_name,
             "config": config.result_settings(),
-            "config_hash": config.result_hash(),
+            "config_hash": config.data_hash(),
             "seed": seed,
             "versions": {
                 "meg_unet": __version__,
@@ -728,7 +728,8 @@ def split_status(directory, config):
         manifest = read_json(manifest_path)
     except ValueError:
         return "corrupt"
-    if manifest.get("config_hash") != config.result_hash():
+    # data_hash ignores network settings; splits written before it carry the result_hash
+    if manifest.get("config_hash") not in (config.data_hash(), config.result_hash()):
         return "mismatch"
     for name, checksum in manifest.get("files", {}).items():
         path = directory / name
@@ -742,6 +743,11 @@ def _mismatch_message(directory, config):
     manifest = read_json(Path(directory) / "manifest.json")
     old = manifest.get("config", {})
     new = config.result_settings()
+    new = config.data_settings()
+    old = {k: v for k, v in old.items() if k in new}
+    if "RESOLVED_PARAMETERS" in old:
+        old["RESOLVED_PARAMETERS"] = {k: v for k, v in old["RESOLVED_PARAMETERS"].items()
+                                      if k in new["RESOLVED_PARAMETERS"]}
     differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     details = "; ".join(
         f"{k}: {old.get(k)!r} on disk, {new.get(k)!r} now"
@@ -749,7 +755,7 @@ def _mismatch_message(directory, config):
         if k != "RESOLVED_PARAMETERS"
     )
     if "RESOLVED_PARAMETERS" in differing:
-        details += ("; " if details else "") + "hyperparameters of parameters/ differ"
+        details += ("; " if details else "") + "simulation or head-model parameters differ"
     return (
         f"{directory} was simulated with other settings ({details or 'unknown difference'}). "
         "Use another RUN_NAME, or --overwrite to replace it."

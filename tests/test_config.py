@@ -242,6 +242,21 @@ def test_missing_and_broken_config_files(tmp_path):
         load_config(path)
 
 
+def test_data_hash_ignores_what_only_the_network_sees():
+    base = validate_settings({"SNR": 3, "PROFILE": "quick"})
+    network = validate_settings({"SNR": 3, "PROFILE": "quick", "CHANNELS": ("dspm",),
+                                 "PARAMETERS": {"network.EPOCHS": 3, "tile.T_STEPS": 32}})
+    assert network.data_hash() == base.data_hash()
+    assert network.result_hash() != base.result_hash()
+    # the thesis profile simulates other numbers of windows: other data
+    assert validate_settings({"SNR": 3, "PROFILE": "thesis"}).data_hash() != base.data_hash()
+    for changed in ({"SNR": 1}, {"PARAMETERS": {"simulation.L_FREQ": 4.0}},
+                    {"PARAMETERS": {"headmodel.BEM_ICO": 3}}, {"SENSORS": "meg+eeg"}):
+        other = validate_settings({"SNR": 3, "PROFILE": "quick", **changed})
+        assert other.data_hash() != base.data_hash()
+    assert set(base.data_settings()["RESOLVED_PARAMETERS"]) == {"headmodel", "simulation"}
+
+
 def test_result_hash_ignores_execution_settings():
     a = validate_settings({"N_JOBS": 1, "DATA_DIR": "a"})
     b = validate_settings({"N_JOBS": 2, "DATA_DIR": "b"})

@@ -360,6 +360,16 @@ def test_rerun_skips_resumes_and_refuses(tmp_path, tiny_head_model, monkeypatch)
     other.simulate_split("valid", overwrite=True)
     assert split_status(directory, config.replace(SNR=1.0)) == "complete"
 
+    # Settings that only the network sees leave the split valid; simulation settings do not.
+    simulated_config = config.replace(SNR=1.0)
+    network_changed = simulated_config.replace(
+        CHANNELS=("dspm", "sloreta"), PARAMETERS={"network.EPOCHS": 7, "tile.T_STEPS": 32})
+    assert split_status(directory, network_changed) == "complete"
+    sim_changed = simulated_config.replace(PARAMETERS={"simulation.L_FREQ": 4.0})
+    assert split_status(directory, sim_changed) == "mismatch"
+    with pytest.raises(FileExistsError, match="simulation or head-model parameters differ"):
+        SimulationModel(sim_changed, tiny_head_model).simulate_split("valid")
+
 
 def test_simulate_data_script_refuses_bad_config(tmp_path, capsys):
     import simulate_data
