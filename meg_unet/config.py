@@ -450,18 +450,7 @@ class Config:
         profile's name, the ``network``, ``data_provider`` and ``tile`` parameters): a new
         number of epochs or learning rate must not make the simulated splits stale.
         """
-        out = self.result_settings()
-        for name in _NETWORK_ONLY_SETTINGS:
-            out.pop(name, None)
-        out["PARAMETERS"] = {
-            key: value for key, value in (out.get("PARAMETERS") or {}).items()
-            if key.split(".")[0] in _DATA_PARAMETER_SECTIONS
-        }
-        out["RESOLVED_PARAMETERS"] = {
-            section: values for section, values in out["RESOLVED_PARAMETERS"].items()
-            if section in _DATA_PARAMETER_SECTIONS
-        }
-        return out
+        return data_part(self.result_settings())
 
     def data_hash(self):
         """Return a short hash of :meth:`data_settings` (identifies a simulated split)."""
@@ -482,6 +471,23 @@ class Config:
 #: (the profile's effect on the data is in its resolved ``simulation`` parameters).
 _NETWORK_ONLY_SETTINGS = ("CHANNELS", "PROFILE")
 _DATA_PARAMETER_SECTIONS = ("headmodel", "simulation")
+
+
+def data_part(result_settings):
+    """Reduce :meth:`Config.result_settings` (e.g. a manifest's ``config``) to the data part.
+
+    See :meth:`Config.data_settings`.
+    """
+    out = {k: v for k, v in result_settings.items() if k not in _NETWORK_ONLY_SETTINGS}
+    out["PARAMETERS"] = {
+        key: value for key, value in (out.get("PARAMETERS") or {}).items()
+        if key.split(".")[0] in _DATA_PARAMETER_SECTIONS
+    }
+    out["RESOLVED_PARAMETERS"] = {
+        section: values for section, values in (out.get("RESOLVED_PARAMETERS") or {}).items()
+        if section in _DATA_PARAMETER_SECTIONS
+    }
+    return out
 
 
 def _short_hash(settings):

@@ -63,6 +63,7 @@ inverse have a higher SNR than these figures.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -72,6 +73,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .config import data_part
 from .io import (
     ESTIMATE_KINDS,
     SPLITS,
@@ -728,9 +730,13 @@ def split_status(directory, config):
         manifest = read_json(manifest_path)
     except ValueError:
         return "corrupt"
-    # data_hash ignores network settings; splits written before it carry the result_hash
-    if manifest.get("config_hash") not in (config.data_hash(), config.result_hash()):
-        return "mismatch"
+    if manifest.get("config_hash") != config.data_hash():
+        # splits written before data_hash carry a hash of every setting: compare the data
+        # part of the settings they recorded
+        recorded = manifest.get("config")
+        current = json.loads(json.dumps(config.data_settings()))
+        if not isinstance(recorded, dict) or data_part(recorded) != current:
+            return "mismatch"
     for name, checksum in manifest.get("files", {}).items():
         path = directory / name
         if not path.is_file() or sha256sum(path) != checksum:
@@ -744,10 +750,7 @@ def _mismatch_message(directory, config):
     old = manifest.get("config", {})
     new = config.result_settings()
     new = config.data_settings()
-    old = {k: v for k, v in old.items() if k in new}
-    if "RESOLVED_PARAMETERS" in old:
-        old["RESOLVED_PARAMETERS"] = {k: v for k, v in old["RESOLVED_PARAMETERS"].items()
-                                      if k in new["RESOLVED_PARAMETERS"]}
+    old = data_part(old)
     differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     details = "; ".join(
         f"{k}: {old.get(k)!r} on disk, {new.get(k)!r} now"

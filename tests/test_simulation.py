@@ -369,6 +369,14 @@ def test_rerun_skips_resumes_and_refuses(tmp_path, tiny_head_model, monkeypatch)
     assert split_status(directory, sim_changed) == "mismatch"
     with pytest.raises(FileExistsError, match="simulation or head-model parameters differ"):
         SimulationModel(sim_changed, tiny_head_model).simulate_split("valid")
+    # A split written before data_hash (its config_hash covered every setting) is judged by
+    # the data part of the settings its manifest recorded.
+    manifest_path = split_files(directory)["manifest"]
+    manifest = json.loads(manifest_path.read_text())
+    manifest["config_hash"] = simulated_config.result_hash()
+    manifest_path.write_text(json.dumps(manifest))
+    assert split_status(directory, network_changed) == "complete"
+    assert split_status(directory, sim_changed) == "mismatch"
 
 
 def test_simulate_data_script_refuses_bad_config(tmp_path, capsys):
