@@ -20,6 +20,8 @@ def test_every_data_set_is_a_valid_configuration(profile):
         config = runner.config(data)
         assert config.run_name == f"{data.name}-{profile}"
         assert config.sensors == data.settings["SENSORS"]
+        assert config.network.EPOCHS == data.settings.get("network.EPOCHS",
+                                                          config.network.EPOCHS)
 
 
 def test_thesis_data_sets_use_lambda2_one_over_snr_squared():
@@ -76,21 +78,21 @@ def test_compare_with_l2_names_the_best_input_and_the_percentage():
 
 def test_training_state(tmp_path):
     model = tmp_path / "model"
-    assert accuracy.training_state(model) == "fresh"
+    assert accuracy.training_state(model, 12) == "fresh"
     model.mkdir()
-    sidecar = {"settings": {"RESOLVED_PARAMETERS": {"network": {"EPOCHS": 12}}},
-               "epochs_completed": 4}
+    sidecar = {"epochs_completed": 4}
     (model / "model.json").write_text(json.dumps(sidecar))
-    assert accuracy.training_state(model) == "fresh"  # no checkpoint to resume from
+    assert accuracy.training_state(model, 12) == "fresh"  # no checkpoint to resume from
     (model / "last.keras").write_bytes(b"")
-    assert accuracy.training_state(model) == "resume"
+    assert accuracy.training_state(model, 12) == "resume"
+    assert accuracy.training_state(model, 4) == "done"
     sidecar["stopped_early"] = True
     (model / "model.json").write_text(json.dumps(sidecar))
-    assert accuracy.training_state(model) == "done"
-    del sidecar["stopped_early"]
-    sidecar["epochs_completed"] = 12
+    assert accuracy.training_state(model, 12) == "done"
+    sidecar.update(stopped_early=False, epochs_completed=12)
     (model / "model.json").write_text(json.dumps(sidecar))
-    assert accuracy.training_state(model) == "done"
+    assert accuracy.training_state(model, 12) == "done"
+    assert accuracy.training_state(model, 36) == "resume"  # EPOCHS raised since
 
 
 def test_settings_are_written_as_a_user_would():
