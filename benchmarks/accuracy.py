@@ -32,8 +32,8 @@ Each step runs the repository's scripts (``simulate_data.py``, ``train_network.p
 their settings, finished trainings (an interrupted one resumes), predictions newer than their
 model, baseline evaluations already written.  Run from the repository root::
 
-    python benchmarks/accuracy.py --profile quick                    # about 30-40 min, 2 cores
-    python benchmarks/accuracy.py --profile quick --experiment multi
+    python benchmarks/accuracy.py --profile quick                    # 21 min on 2 cores
+    python benchmarks/accuracy.py --profile quick --experiment multi # about 28 min
     python benchmarks/accuracy.py --profile thesis                   # a GPU job
 
 and read ``benchmarks/results/accuracy-<profile>.md`` (``accuracy-<profile>-multi.md``).
