@@ -8,6 +8,7 @@ import mne
 import numpy as np
 import pytest
 from _fake_splits import write_fake_run, write_fake_split
+from _settings import tiny_run_settings
 
 from meg_unet.config import validate_settings
 from meg_unet.data_provider import (
@@ -23,15 +24,7 @@ T_STEPS = 64  # the tiny profile's tile width
 
 
 def make_config(tmp_path, **settings):
-    values = {
-        "PROFILE": "tiny",
-        "SPACING": "ico2",
-        "DATA_DIR": tmp_path / "data",
-        "RESULTS_DIR": tmp_path / "results",
-        "RUN_NAME": "t",
-    }
-    values.update(settings)
-    return validate_settings(values)
+    return validate_settings(tiny_run_settings(tmp_path, **settings))
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import mne
 import numpy as np
 import pandas as pd
 import pytest
+from _settings import tiny_run_settings
 from _fake_splits import write_fake_split
 from threadpoolctl import threadpool_limits
 
@@ -41,12 +42,7 @@ BORDER = 2
 
 def tiny_settings(tmp_path, **extra):
     values = {
-        "PROFILE": "tiny",
-        "SPACING": "ico2",
-        "RUN_NAME": "meg",
         "ARTIFACTS": False,  # no ECG/EOG, ICA or SSP: seconds instead of minutes
-        "DATA_DIR": tmp_path / "data",
-        "RESULTS_DIR": tmp_path / "results",
         # one short epoch is enough to have a model to run
         "PARAMETERS": {
             "network.EPOCHS": 1,
@@ -55,7 +51,7 @@ def tiny_settings(tmp_path, **extra):
         },
     }
     values.update(extra)
-    return values
+    return tiny_run_settings(tmp_path, run_name="meg", **values)
 
 
 def write_config_file(path, values):

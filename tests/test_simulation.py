@@ -7,6 +7,7 @@ import mne
 import numpy as np
 import pytest
 
+from _settings import tiny_run_settings
 from meg_unet.config import validate_settings
 from meg_unet.io import read_cov, split_files
 from meg_unet.simulation import (
@@ -21,16 +22,8 @@ from meg_unet.simulation import (
 
 
 def tiny_config(tmp_path, **settings):
-    values = {
-        "PROFILE": "tiny",
-        "SPACING": "ico2",
-        "RUN_NAME": "tiny",
-        "DATA_DIR": tmp_path / "data",
-        "RESULTS_DIR": tmp_path / "results",
-        "SNR": 3.0,
-    }
-    values.update(settings)
-    return validate_settings(values)
+    return validate_settings(tiny_run_settings(tmp_path, run_name="tiny", **{"SNR": 3.0,
+                                                                             **settings}))
 
 
 def read_estimate(directory, kind):

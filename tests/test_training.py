@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from _fake_splits import write_fake_run
+from _settings import tiny_run_settings
 
 from meg_unet.config import validate_settings
 from meg_unet.data_provider import DataError, DataProvider
@@ -29,15 +30,7 @@ SAMPLES = {"train": 1200, "valid": 640, "test": 640}
 
 
 def tiny_settings(tmp_path, **extra):
-    values = {
-        "PROFILE": "tiny",
-        "SPACING": "ico2",
-        "DATA_DIR": tmp_path / "data",
-        "RESULTS_DIR": tmp_path / "results",
-        "RUN_NAME": "t",
-    }
-    values.update(extra)
-    return values
+    return tiny_run_settings(tmp_path, **extra)
 
 
 def write_config_file(tmp_path, **extra):
