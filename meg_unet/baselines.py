@@ -390,8 +390,9 @@ def activation_windows(manifest):
     Returns
     -------
     windows : list of Window
-        One per activation, in the manifest's order: ``samples_per_activation`` samples from
-        each onset, and the activation's true rows.
+        One per activation, in the manifest's order: from each onset, the window's
+        ``activations.durations`` samples (``samples_per_activation`` in manifests without
+        them), and the activation's true rows.
     """
     if not isinstance(manifest, dict):
         manifest = read_json(manifest)
@@ -409,9 +410,15 @@ def activation_windows(manifest):
             f"the manifest lists {len(onsets)} onsets but {len(rows)} sets of active rows"
         )
     length = _check_int(length, "samples_per_activation", 1)
+    # "recording" timing: each window lasts from its first source's onset to its last's offset
+    lengths = activations.get("durations") or [length] * len(onsets)
+    if len(lengths) != len(onsets):
+        raise ValueError(
+            f"the manifest lists {len(onsets)} onsets but {len(lengths)} durations"
+        )
     return [
-        Window(index, int(onset), int(onset) + length, tuple(int(r) for r in active))
-        for index, (onset, active) in enumerate(zip(onsets, rows))
+        Window(index, int(onset), int(onset) + int(duration), tuple(int(r) for r in active))
+        for index, (onset, duration, active) in enumerate(zip(onsets, lengths, rows))
     ]
 
 

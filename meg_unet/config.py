@@ -34,6 +34,12 @@ HEMISPHERES = ("rh", "lh", "both")
 INVERSE_METHODS = ("mne", "dspm", "sloreta")
 ORIENTATIONS = ("loose", "fixed")
 PROFILES = tuple(parameters.profiles.PROFILES)
+# allowed values of hyperparameters in parameters/
+TIMINGS = ("thesis", "recording")
+WAVEFORM_KINDS = ("bump", "damped", "burst")
+NOISE_KINDS = ("white", "pink", "brain")
+NORMALIZE_OVER = ("sample", "channel", "noise")
+CLASS_WEIGHTINGS = ("inverse_frequency", "sqrt_inverse_frequency", "none")
 
 #: The parameter modules a profile or the PARAMETERS setting may override, by section name.
 PARAMETER_MODULES = {
@@ -596,6 +602,16 @@ def _check_parameters(sections):
     for key in ("LR_DECAY", "MOMENTUM"):
         if not 0 <= net[key] <= 1:
             problems.append(f"network.{key}: must be in [0, 1], but got {net[key]!r}")
+    if net["CLASS_WEIGHTING"] not in CLASS_WEIGHTINGS:
+        problems.append(f"network.CLASS_WEIGHTING: allowed values are {CLASS_WEIGHTINGS}, but "
+                        f"got {net['CLASS_WEIGHTING']!r}")
+    if not (_is_number(net["DETECTION_GUARD_MS"]) and net["DETECTION_GUARD_MS"] >= 0):
+        problems.append("network.DETECTION_GUARD_MS: must be a number of ms >= 0, but got "
+                        f"{net['DETECTION_GUARD_MS']!r} instead")
+    rate = net["DETECTION_FALSE_ALARM_RATE"]
+    if not (_is_number(rate) and 0 < rate < 1):
+        problems.append("network.DETECTION_FALSE_ALARM_RATE: must be a share in (0, 1), but "
+                        f"got {rate!r} instead")
     if net["L1"] < 0:
         problems.append(f"network.L1: must be >= 0, but got {net['L1']!r}")
     if not (isinstance(tile["T_STEPS"], int) and tile["T_STEPS"] >= 2 * net["BORDER"] + 1):
@@ -606,9 +622,9 @@ def _check_parameters(sections):
             f"data_provider.INPUT_PREPROCESSING: allowed values are {allowed}, "
             f"but got {dp['INPUT_PREPROCESSING']!r}"
         )
-    if dp["NORMALIZE_OVER"] not in ("sample", "channel"):
+    if dp["NORMALIZE_OVER"] not in NORMALIZE_OVER:
         problems.append(
-            f"data_provider.NORMALIZE_OVER: allowed values are ('sample', 'channel'), "
+            f"data_provider.NORMALIZE_OVER: allowed values are {NORMALIZE_OVER}, "
             f"but got {dp['NORMALIZE_OVER']!r}"
         )
     if not (isinstance(dp["N_CLASSES"], int) and dp["N_CLASSES"] >= 2):
@@ -622,6 +638,56 @@ def _check_parameters(sections):
         problems.append("simulation.SAMPLES_PER_ACTIVATION: must be a positive integer")
     if not sim["EMPTY_SIGNAL"] >= 0:
         problems.append("simulation.EMPTY_SIGNAL: must be >= 0")
+    problems.extend(_check_recording_timing(sim))
+    return problems
+
+
+def _check_range(value, name, minimum=0.0):
+    """Problems of a (low, high) range with minimum < low <= high (an empty list if fine)."""
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(_is_number(v) for v in value)
+        and minimum < value[0] <= value[1] < float("inf")
+    ):
+        return []
+    return [f"{name}: must be a range (low, high) with {minimum:g} < low <= high, but got "
+            f"{value!r} instead"]
+
+
+def _check_kinds(value, name, allowed):
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) > 0
+        and all(v in allowed for v in value)
+    ):
+        return []
+    return [f"{name}: must be a non-empty tuple of {', '.join(map(repr, allowed))}, but got "
+            f"{value!r} instead"]
+
+
+def _check_recording_timing(sim):
+    """Problems of the "recording" timing settings of parameters/simulation.py."""
+    problems = []
+    if sim["TIMING"] not in TIMINGS:
+        problems.append(f"simulation.TIMING: allowed values are {TIMINGS}, but got "
+                        f"{sim['TIMING']!r}")
+    problems += _check_range(sim["DURATION_MS"], "simulation.DURATION_MS")
+    problems += _check_range(sim["OSCILLATION_HZ"], "simulation.OSCILLATION_HZ")
+    if not problems and sim["OSCILLATION_HZ"][1] >= sim["SFREQ"] / 2:
+        problems.append("simulation.OSCILLATION_HZ: must stay below the Nyquist frequency "
+                        f"{sim['SFREQ'] / 2:g} Hz, but got {sim['OSCILLATION_HZ']!r}")
+    problems += _check_range(sim["NOISE_LEVEL"], "simulation.NOISE_LEVEL")
+    problems += _check_kinds(sim["WAVEFORMS"], "simulation.WAVEFORMS", WAVEFORM_KINDS)
+    problems += _check_kinds(sim["NOISE_KINDS"], "simulation.NOISE_KINDS", NOISE_KINDS)
+    share = sim["NOISE_ONLY_SHARE"]
+    if not (_is_number(share) and 0 <= share < 1):
+        problems.append(f"simulation.NOISE_ONLY_SHARE: must be a share in [0, 1), but got "
+                        f"{share!r} instead")
+    sources = sim["BRAIN_NOISE_SOURCES"]
+    if not (isinstance(sources, int) and not isinstance(sources, bool) and sources >= 1):
+        problems.append("simulation.BRAIN_NOISE_SOURCES: must be a positive integer, but got "
+                        f"{sources!r} instead")
     return problems
 
 

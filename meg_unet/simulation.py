@@ -21,6 +21,16 @@ Section 3.3 of the thesis is the specification.  One split (train, valid or test
    (``mne.simulation.add_ecg``/``add_eog``), bad channels are marked, and the thesis's
    preprocessing runs: notch and band-pass filters, ICA (fastica) excluding ECG/EOG
    components, and ECG/EOG SSP projectors.
+   With ``simulation.TIMING = "recording"`` (the quick profile's default) the data look like
+   a recording instead of the thesis's fixed rhythm (:func:`draw_recording_schedule`): each
+   source switches on at its own onset for its own duration (log-uniform in DURATION_MS,
+   10-300 ms) with its own waveform (an evoked-like bump, a damped oscillation or an
+   oscillatory burst, 2-40 Hz); the sources of a multi-dipole window overlap with different
+   time courses; silent stretches of random length hold NOISE_ONLY_SHARE (30 %) of the
+   samples; and each window draws its noise kind (white, 1/f "pink", or spatially correlated
+   "brain" noise from random cortical sources, :func:`segment_noise`) and level (a factor of
+   0.7-1.4 on the noise's standard deviation).  Sources are scaled to the window's SNR
+   against its own noise level.  The manifest records every draw (``recording``).
 3. **Noise covariance** from a separately simulated empty-room recording of the same sensors
    (noise only, filtered like the data), never from the data that hold the signal.
 4. **Inverse solutions.**  One inverse operator (depth 0.8, loose 0.2 or fixed, lambda2 =
@@ -218,6 +228,204 @@ def dipole_amplitudes(gain, rows, whitener_diag, snr, waveform):
 
 
 # --------------------------------------------------------------------------------------------
+# Recording-like timing (simulation.TIMING = "recording")
+# --------------------------------------------------------------------------------------------
+
+
+#: Concentration of the Dirichlet draw that splits the silent samples into stretches.  At 1
+#: (flat) the silences are short and alike (~2 % of an ico3 split lay over 50 ms from any
+#: source); at 0.1 most windows follow one another closely and a few silences last a second or
+#: more, like the baselines of a recording (~16 % of the samples over 50 ms from a source).
+_SILENCE_CONCENTRATION = 0.1
+
+
+def _log_uniform(rng, low, high, size=None):
+    return np.exp(rng.uniform(np.log(low), np.log(high), size=size))
+
+
+def source_waveform(kind, n_samples, sfreq, freq, rng):
+    """Return one source's time course, peak ``|1|``, over ``n_samples`` samples.
+
+    Parameters
+    ----------
+    kind : "bump" | "damped" | "burst"
+        ``"bump"``: an evoked-like Gaussian deflection centred in the window (width a sixth
+        of it) of random sign; ``"damped"``: ``sin(2 pi freq t + phase)`` decaying with a
+        time constant of a third of the window; ``"burst"``: the same oscillation under a
+        Hann envelope.
+    n_samples : int
+        Active samples (>= 1).
+    sfreq : float
+        Sampling rate in Hz.
+    freq : float
+        Oscillation frequency in Hz (unused by ``"bump"``).
+    rng : numpy.random.Generator
+        Draws the sign of a bump and the phase of an oscillation.
+
+    Returns
+    -------
+    waveform : ndarray, shape (n_samples,)
+        Sampled at ``(k + 0.5) / sfreq``.
+    """
+    times = (np.arange(n_samples) + 0.5) / sfreq
+    length = n_samples / sfreq
+    if kind == "bump":
+        wave = np.exp(-0.5 * ((times - length / 2) / (length / 6)) ** 2)
+        wave *= rng.choice((-1.0, 1.0))
+    else:
+        wave = np.sin(2 * np.pi * freq * times + rng.uniform(0, 2 * np.pi))
+        if kind == "damped":
+            wave *= np.exp(-times / (length / 3))
+        elif kind == "burst":
+            wave *= np.sin(np.pi * times / length) ** 2
+        else:
+            raise ValueError(f"unknown waveform kind {kind!r}")
+    peak = np.max(np.abs(wave))
+    return wave / peak if peak > 0 else wave
+
+
+def draw_recording_schedule(activations, sfreq, sim, rng):
+    """Draw when each source is on, with which waveform, and the silences and noise between.
+
+    Each activation window's first source starts the window; the other sources of the window
+    start at random samples while the first is still on, so they overlap with their own time
+    courses.  Every source draws its duration log-uniformly from ``sim.DURATION_MS``, its
+    waveform from ``sim.WAVEFORMS`` and, for oscillations, its frequency log-uniformly from
+    ``sim.OSCILLATION_HZ``.  Silent stretches before each window (and after the last one)
+    hold ``sim.NOISE_ONLY_SHARE`` of all samples, split at random (a Dirichlet draw of
+    concentration 0.1: most are short or empty, a few last a second or more).  Each window, with the silence before it, is one noise
+    segment with its own kind (``sim.NOISE_KINDS``) and level (``sim.NOISE_LEVEL``).
+
+    Parameters
+    ----------
+    activations : list of ndarray of int
+        Active rows per window (:func:`draw_activations`).
+    sfreq : float
+        Sampling rate in Hz.
+    sim : namespace
+        The ``simulation`` parameters.
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    schedule : dict
+        ``window_onsets``, ``window_durations`` (samples, one per window); per window the
+        lists ``source_onsets`` (absolute samples), ``source_durations``, ``waveforms``,
+        ``frequencies_hz`` (one entry per source, in the order of the window's rows);
+        ``segments`` as ``(start, stop)`` covering every sample, with ``noise_kinds`` and
+        ``noise_levels``; and ``n_times``.
+    """
+    n_windows = len(activations)
+    low, high = (d * sfreq / 1000.0 for d in sim.DURATION_MS)
+    sources = []
+    lengths = np.zeros(n_windows, dtype=np.int64)
+    for index, rows in enumerate(activations):
+        durations = np.maximum(1, np.round(_log_uniform(rng, low, high, len(rows)))).astype(int)
+        offsets = np.zeros(len(rows), dtype=np.int64)
+        if len(rows) > 1:
+            offsets[1:] = rng.integers(0, durations[0], size=len(rows) - 1)
+        kinds = [str(k) for k in rng.choice(sim.WAVEFORMS, size=len(rows))]
+        freqs = _log_uniform(rng, *sim.OSCILLATION_HZ, size=len(rows))
+        sources.append((offsets, durations, kinds, freqs))
+        lengths[index] = int(np.max(offsets + durations)) if len(rows) else 0
+    share = float(sim.NOISE_ONLY_SHARE)
+    n_silent = int(round(share / (1.0 - share) * lengths.sum()))
+    gaps = rng.dirichlet(np.full(n_windows + 1, _SILENCE_CONCENTRATION)) * n_silent
+    gaps = np.floor(gaps).astype(np.int64)
+    gaps[rng.choice(n_windows + 1, size=n_silent - gaps.sum(), replace=True)] += 1
+    onsets = gaps[:-1] + np.concatenate([[0], np.cumsum(gaps[:-1] + lengths)[:-1]])
+    n_times = int(lengths.sum() + gaps.sum())
+    starts = onsets - gaps[:-1]
+    stops = np.append(starts[1:], n_times)
+    schedule = {
+        "window_onsets": onsets,
+        "window_durations": lengths,
+        "source_onsets": [onset + s[0] for onset, s in zip(onsets, sources)],
+        "source_durations": [s[1] for s in sources],
+        "waveforms": [s[2] for s in sources],
+        "frequencies_hz": [s[3] for s in sources],
+        "segments": list(zip(starts.tolist(), stops.tolist())),
+        "noise_kinds": [str(k) for k in rng.choice(sim.NOISE_KINDS, size=n_windows)],
+        "noise_levels": _log_uniform(rng, *sim.NOISE_LEVEL, size=n_windows),
+        "n_times": n_times,
+    }
+    return schedule
+
+
+def _pink(shape, rng):
+    """Gaussian noise with a 1/f power spectrum along the last axis, unit variance per row."""
+    white = rng.standard_normal(shape)
+    n = shape[-1]
+    if n < 4:
+        return white
+    spectrum = np.fft.rfft(white, axis=-1)
+    freqs = np.arange(spectrum.shape[-1], dtype=np.float64)
+    freqs[0] = 1.0
+    spectrum /= np.sqrt(freqs)
+    spectrum[..., 0] = 0.0
+    pink = np.fft.irfft(spectrum, n=n, axis=-1)
+    std = pink.std(axis=-1, keepdims=True)
+    return np.divide(pink, std, out=white, where=std > 0)
+
+
+def segment_noise(kind, n_samples, noise_std, gain, n_brain_sources, rng):
+    """Sensor noise of one segment, of unit whitened power per channel on average.
+
+    Parameters
+    ----------
+    kind : "white" | "pink" | "brain"
+        See ``simulation.NOISE_KINDS`` in ``parameters/simulation.py``.
+    n_samples : int
+        Length of the segment.
+    noise_std : ndarray, shape (n_channels,)
+        Standard deviation of the sensor noise per channel (the noise covariance's diagonal).
+    gain : ndarray, shape (n_channels, n_sources)
+        Fixed-orientation gain matrix (for ``"brain"`` noise).
+    n_brain_sources : int
+        Random cortical sources of ``"brain"`` noise.
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    noise : ndarray, shape (n_channels, n_samples)
+    """
+    shape = (len(noise_std), n_samples)
+    if kind == "white":
+        return rng.standard_normal(shape) * noise_std[:, np.newaxis]
+    if kind == "pink":
+        return _pink(shape, rng) * noise_std[:, np.newaxis]
+    if kind != "brain":
+        raise ValueError(f"unknown noise kind {kind!r}")
+    columns = rng.choice(gain.shape[1], size=min(n_brain_sources, gain.shape[1]), replace=False)
+    background = gain[:, columns] @ _pink((len(columns), n_samples), rng)
+    whitened_ms = np.mean((background / noise_std[:, np.newaxis]) ** 2)
+    if whitened_ms > 0:
+        background *= np.sqrt(0.5 / whitened_ms)
+    sensor = rng.standard_normal(shape) * noise_std[:, np.newaxis] * np.sqrt(0.5)
+    return background + sensor
+
+
+def _snr_reached(signal, noise, whitener, windows):
+    """SNR reached per activation window, with the noise actually drawn.
+
+    ``windows`` holds, per window, its sample slice and the mean square whitened signal of
+    each of its dipoles.  Returns ``{"window": ndarray, "dipoles": list of ndarray}``: the
+    summed signal's SNR per window, and each dipole's own SNR against the window's noise.
+    """
+    reached = {"window": [], "dipoles": []}
+    for window, dipole_ms in windows:
+        s = signal[:, window] * whitener[:, np.newaxis]
+        n = noise[:, window] * whitener[:, np.newaxis]
+        noise_ms = np.mean(n**2)
+        reached["window"].append(np.sqrt(np.mean(s**2) / noise_ms))
+        reached["dipoles"].append(np.sqrt(np.asarray(dipole_ms) / noise_ms))
+    reached["window"] = np.array(reached["window"])
+    return reached
+
+
+# --------------------------------------------------------------------------------------------
 # The model
 # --------------------------------------------------------------------------------------------
 
@@ -350,7 +558,7 @@ class SimulationModel:
 
         stage("sensors")
         info = self.head_model.info.copy()
-        raw, truth, snr_reached, onsets, amplitudes = self._sensor_data(
+        raw, truth, snr_reached, onsets, amplitudes, timing = self._sensor_data(
             info, activations, snr_targets, rng
         )
         done("sensors")
@@ -409,7 +617,7 @@ class SimulationModel:
 
         manifest = self._manifest(
             split, seed, raw, activations, onsets, amplitudes, snr_targets, snr_reached,
-            preprocessing, timings,
+            preprocessing, timings, timing,
         )
         manifest["files"] = {
             path.name: sha256sum(path)
@@ -424,7 +632,8 @@ class SimulationModel:
         Each window's dipoles are scaled to that window's entry of ``snr_targets``.  Returns
         the raw data, the true source time courses, the SNR reached (a dict of arrays:
         ``"window"``, per window, of the summed signal; ``"dipoles"``, per window, of each
-        dipole's own signal), the onsets and the amplitudes (Am).
+        dipole's own signal), the onsets and the amplitudes (Am), and what the
+        ``"recording"`` timing drew (a dict for the manifest; empty for ``"thesis"``).
         """
         import mne
 
@@ -433,15 +642,33 @@ class SimulationModel:
         gain = fwd["sol"]["data"]
         noise_std = self._noise_std(info, fwd["sol"]["row_names"])
         whitener = 1.0 / noise_std
+        if self.config.simulation.TIMING == "recording":
+            signal, noise, truth, windows, amplitudes, record = self._recording_sources(
+                gain, noise_std, activations, snr_targets, rng
+            )
+        else:
+            signal, noise, truth, windows, amplitudes = self._thesis_sources(
+                gain, noise_std, activations, snr_targets, rng
+            )
+            record = {}
+        snr_reached = _snr_reached(signal, noise, whitener, windows)
+        data = np.zeros((len(info["ch_names"]), signal.shape[1]))
+        data[data_picks] = signal + noise
+        raw = mne.io.RawArray(data, info, verbose=False)
+        onsets = np.array([window.start for window, _ in windows], dtype=np.int64)
+        return raw, truth, snr_reached, onsets, amplitudes, record
 
+    def _thesis_sources(self, gain, noise_std, activations, snr_targets, rng):
+        """The thesis's rhythm: the same waveform and gap in every window, white noise."""
+        whitener = 1.0 / noise_std
         n_active = len(self.waveform)
         period = n_active + self.gap
         n_times = period * len(activations)
-        n_hemi = len(self.hemisphere_rows)
-        signal = np.zeros((len(data_picks), n_times))
-        truth = np.zeros((n_hemi, n_times), dtype=np.float32)
+        signal = np.zeros((gain.shape[0], n_times))
+        truth = np.zeros((len(self.hemisphere_rows), n_times), dtype=np.float32)
         onsets = np.arange(len(activations)) * period
-        amplitudes = []
+        amplitudes, windows = [], []
+        waveform_ms = np.mean(self.waveform**2)
         for onset, rows, snr in zip(onsets, activations, snr_targets):
             columns = self.hemisphere_rows[rows]
             amps = dipole_amplitudes(gain, columns, whitener, snr, self.waveform)
@@ -449,29 +676,75 @@ class SimulationModel:
             moments = amps[:, np.newaxis] * self.waveform[np.newaxis, :]
             signal[:, onset : onset + n_active] += gain[:, columns] @ moments
             truth[rows, onset : onset + n_active] = moments
-        noise = rng.standard_normal(signal.shape) * noise_std[:, np.newaxis]
-
-        # SNR reached per activation, with the noise actually drawn (whitened, per channel):
-        # of the window's summed signal, and of each dipole's own signal.
-        waveform_ms = np.mean(self.waveform**2)
-        snr_reached = {"window": [], "dipoles": []}
-        for onset, rows, amps in zip(onsets, activations, amplitudes):
-            window = slice(onset, onset + n_active)
-            s = signal[:, window] * whitener[:, np.newaxis]
-            n = noise[:, window] * whitener[:, np.newaxis]
-            noise_ms = np.mean(n**2)
-            snr_reached["window"].append(np.sqrt(np.mean(s**2) / noise_ms))
             # one dipole's whitened signal is (W g) a s(t): its mean square over channels and
             # samples is ||W g||^2 a^2 mean(s^2) / n_channels
-            norms = np.linalg.norm(gain[:, self.hemisphere_rows[rows]] * whitener[:, None], axis=0)
-            dipole_ms = norms**2 * amps**2 * waveform_ms / len(whitener)
-            snr_reached["dipoles"].append(np.sqrt(dipole_ms / noise_ms))
-        snr_reached["window"] = np.array(snr_reached["window"])
+            norms = np.linalg.norm(gain[:, columns] * whitener[:, None], axis=0)
+            windows.append((slice(onset, onset + n_active),
+                            norms**2 * amps**2 * waveform_ms / len(whitener)))
+        noise = rng.standard_normal(signal.shape) * noise_std[:, np.newaxis]
+        return signal, noise, truth, windows, amplitudes
 
-        data = np.zeros((len(info["ch_names"]), n_times))
-        data[data_picks] = signal + noise
-        raw = mne.io.RawArray(data, info, verbose=False)
-        return raw, truth, snr_reached, onsets, amplitudes
+    def _recording_sources(self, gain, noise_std, activations, snr_targets, rng):
+        """Recording-like data: own onsets, durations and waveforms, silences, varied noise.
+
+        See :func:`draw_recording_schedule`.  Each window's dipoles are scaled to its SNR
+        against its own noise level (the noise's whitened RMS is the drawn level).
+        """
+        sim = self.config.simulation
+        whitener = 1.0 / noise_std
+        schedule = draw_recording_schedule(activations, self.sfreq, sim, rng)
+        n_times = schedule["n_times"]
+        signal = np.zeros((gain.shape[0], n_times))
+        noise = np.zeros_like(signal)
+        truth = np.zeros((len(self.hemisphere_rows), n_times), dtype=np.float32)
+        amplitudes, windows = [], []
+        for index, (rows, snr) in enumerate(zip(activations, snr_targets)):
+            level = schedule["noise_levels"][index]
+            start, stop = schedule["segments"][index]
+            noise[:, start:stop] = level * segment_noise(
+                schedule["noise_kinds"][index], stop - start, noise_std, gain,
+                sim.BRAIN_NOISE_SOURCES, rng,
+            )
+            amps, dipole_ms = [], []
+            for row, onset, length, kind, freq in zip(
+                rows, schedule["source_onsets"][index], schedule["source_durations"][index],
+                schedule["waveforms"][index], schedule["frequencies_hz"][index],
+            ):
+                column = self.hemisphere_rows[row]
+                waveform = source_waveform(kind, int(length), self.sfreq, freq, rng)
+                amp = dipole_amplitudes(gain, [column], whitener, snr * level, waveform)[0]
+                moments = amp * waveform
+                signal[:, onset : onset + length] += np.outer(gain[:, column], moments)
+                truth[row, onset : onset + length] = moments
+                norm = np.linalg.norm(gain[:, column] * whitener)
+                dipole_ms.append(norm**2 * amp**2 * np.mean(waveform**2) / len(whitener))
+                amps.append(amp)
+            amplitudes.append(np.array(amps))
+            onset = int(schedule["window_onsets"][index])
+            length = int(schedule["window_durations"][index])
+            windows.append((slice(onset, onset + max(length, 1)), np.array(dipole_ms)))
+        silent = np.abs(truth).max(axis=0) == 0 if truth.size else np.ones(n_times, bool)
+        record = {
+            "timing": "recording",
+            "window_durations": [int(d) for d in schedule["window_durations"]],
+            "sources": {
+                "onsets": [[int(o) for o in on] for on in schedule["source_onsets"]],
+                "durations": [[int(d) for d in du] for du in schedule["source_durations"]],
+                "waveforms": schedule["waveforms"],
+                "frequencies_hz": [[_round(f) for f in fr] for fr in schedule["frequencies_hz"]],
+            },
+            "noise": {
+                "segments": [[int(a), int(b)] for a, b in schedule["segments"]],
+                "kinds": schedule["noise_kinds"],
+                "levels": [_round(v) for v in schedule["noise_levels"]],
+            },
+            "noise_only_share": {
+                "setting": float(sim.NOISE_ONLY_SHARE),
+                "reached": float(np.mean(silent)) if n_times else 0.0,
+            },
+        }
+        return signal, noise, truth, windows, amplitudes, record
+
 
     def _noise_std(self, info, ch_names):
         """Noise standard deviation per data channel (the diagonal ad-hoc covariance)."""
@@ -602,7 +875,7 @@ class SimulationModel:
         )
 
     def _manifest(self, split, seed, raw, activations, onsets, amplitudes, snr_targets,
-                  snr_reached, preprocessing, timings):
+                  snr_reached, preprocessing, timings, timing):
         import mne
         import scipy
 
@@ -614,7 +887,8 @@ class SimulationModel:
             [reached / target for reached, target in zip(snr_reached["dipoles"], snr_targets)]
         )
         counts = np.array([len(rows) for rows in activations])
-        return {
+        durations = timing.get("window_durations", [len(self.waveform)] * len(activations))
+        manifest = {
             "split": split,
             "run_name": config.run_name,
             "config": config.result_settings(),
@@ -636,6 +910,7 @@ class SimulationModel:
             "sfreq": self.sfreq,
             "n_samples": int(raw.n_times),
             "n_activations": len(activations),
+            "timing": config.simulation.TIMING,
             "samples_per_activation": len(self.waveform),
             "gap_samples": self.gap,
             # the SNR setting: a number, or [low, high] when each window drew its own target
@@ -669,6 +944,7 @@ class SimulationModel:
             "vertices": {hemi: [int(v) for v in vertno] for hemi, vertno in self.vertices.items()},
             "activations": {
                 "onsets": [int(o) for o in onsets],
+                "durations": [int(d) for d in durations],
                 "rows": [[int(r) for r in rows] for rows in activations],
                 "amplitudes_nAm": [[float(a * 1e9) for a in amps] for amps in amplitudes],
                 "snr_target": [_round(v) for v in snr_targets],
@@ -678,6 +954,12 @@ class SimulationModel:
             "bads": list(raw.info["bads"]),
             "timings_s": timings,
         }
+        if timing:
+            # "recording" timing: each source's onset, duration and waveform, the noise of
+            # each segment and the share of samples with no source
+            manifest["recording"] = {k: v for k, v in timing.items()
+                                     if k not in ("timing", "window_durations")}
+        return manifest
 
 
 def _round(value, digits=4):

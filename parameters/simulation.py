@@ -15,6 +15,42 @@ SAMPLES_PER_ACTIVATION = 20
 #: EMPTY_SIGNAL = 0.5, i.e. 10 zero samples).
 EMPTY_SIGNAL = 0.5
 
+#: Time course of the simulated data.  "thesis" (thesis 3.3): every activation is the same
+#: SAMPLES_PER_ACTIVATION samples of a WAVEFORM_FREQ sinusoid followed by the same silent gap, a
+#: fixed rhythm a network can learn instead of the signal.  "recording": data that look like a
+#: recording: each source switches on at its own onset for its own duration (DURATION_MS) with
+#: its own waveform (WAVEFORMS), the sources of a window overlap with different time courses,
+#: silent stretches of random length make up NOISE_ONLY_SHARE of the samples, and the noise
+#: varies in kind (NOISE_KINDS) and level (NOISE_LEVEL) from one window to the next.
+TIMING = "thesis"
+
+#: "recording" timing: range of a source's active duration in ms, drawn log-uniformly.
+DURATION_MS = (10.0, 300.0)
+
+#: "recording" timing: waveforms drawn per source: "bump" (an evoked-like Gaussian deflection of
+#: either sign), "damped" (a damped oscillation), "burst" (an oscillation under a smooth
+#: envelope).  Oscillations draw their frequency log-uniformly from OSCILLATION_HZ.
+WAVEFORMS = ("bump", "damped", "burst")
+OSCILLATION_HZ = (2.0, 40.0)
+
+#: "recording" timing: the share of samples with no active source (0 <= share < 1), spread
+#: over silent stretches of random length between the activation windows.
+NOISE_ONLY_SHARE = 0.3
+
+#: "recording" timing: noise kinds drawn per window (with the silence after it): "white"
+#: (the diagonal sensor noise of the noise covariance), "pink" (the same sensor noise, 1/f in
+#: time), "brain" (background activity of BRAIN_NOISE_SOURCES random cortical sources with 1/f
+#: time courses, spatially correlated, plus white sensor noise).  The inverse operators keep
+#: the white noise covariance of the empty room, so "pink" and "brain" do not match it, as
+#: real noise never quite does.
+NOISE_KINDS = ("white", "pink", "brain")
+BRAIN_NOISE_SOURCES = 100
+
+#: "recording" timing: range of the noise level per window, a factor on the noise standard
+#: deviation drawn log-uniformly.  Each window's sources are scaled to its SNR against its own
+#: noise level, so the SNR stays honest while the noise floor moves against the covariance.
+NOISE_LEVEL = (0.7, 1.4)
+
 #: Number of passes over every vertex of the hemisphere in the single-dipole splits, per split.
 #: (The thesis does not state it; profiles override these.)
 PASSES = {"train": 1, "valid": 1, "test": 1}

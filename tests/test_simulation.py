@@ -15,7 +15,9 @@ from meg_unet.simulation import (
     activation_waveform,
     dipole_amplitudes,
     draw_activations,
+    draw_recording_schedule,
     draw_snrs,
+    source_waveform,
     split_seed,
     split_status,
 )
@@ -398,3 +400,101 @@ def test_simulate_data_script_end_to_end(tmp_path, tiny_head_model, monkeypatch)
         assert (tmp_path / "data" / "e2e" / split / "manifest.json").is_file()
     assert simulate_data.main(["--config", str(config_file), "--splits", "test"]) == 0
     shutil.rmtree(tmp_path / "data")
+
+
+# ---- recording-like timing (simulation.TIMING = "recording") --------------------------------
+
+
+def test_recording_schedule_honours_durations_overlaps_and_silence(tmp_path):
+    sim = tiny_config(tmp_path, PARAMETERS={"simulation.TIMING": "recording"}).simulation
+    sfreq = 600.0
+    rng = np.random.default_rng(3)
+    activations = draw_activations(642, (1, 4), 1, 400, rng)
+    schedule = draw_recording_schedule(activations, sfreq, sim, rng)
+    low, high = (d * sfreq / 1000 for d in sim.DURATION_MS)
+    durations = np.concatenate(schedule["source_durations"])
+    assert durations.min() >= np.floor(low) and durations.max() <= np.ceil(high)
+    # log-uniform: the median duration is near the geometric mean of the bounds
+    assert np.median(durations) == pytest.approx(np.sqrt(low * high), rel=0.2)
+    onsets, lengths = schedule["window_onsets"], schedule["window_durations"]
+    # windows in order, never overlapping one another
+    assert np.all(onsets[1:] >= onsets[:-1] + lengths[:-1])
+    overlapping = 0
+    for onset, length, starts, spans in zip(onsets, lengths, schedule["source_onsets"],
+                                            schedule["source_durations"]):
+        assert starts[0] == onset and np.all(starts + spans <= onset + length)
+        # every later source starts while the first one is on: they overlap in time
+        assert np.all(starts[1:] < starts[0] + spans[0])
+        overlapping += len(starts) > 1 and len(set(zip(starts, spans))) > 1
+    assert overlapping > 200  # different time courses, not copies of one another
+    # the silences hold NOISE_ONLY_SHARE of the samples
+    active = lengths.sum()
+    assert 1 - active / schedule["n_times"] == pytest.approx(sim.NOISE_ONLY_SHARE, abs=0.01)
+    # noise segments tile the recording, each with a drawn kind and level
+    segments = np.array(schedule["segments"])
+    assert segments[0, 0] == 0 and segments[-1, 1] == schedule["n_times"]
+    np.testing.assert_array_equal(segments[1:, 0], segments[:-1, 1])
+    assert set(schedule["noise_kinds"]) == set(sim.NOISE_KINDS)
+    levels = schedule["noise_levels"]
+    assert sim.NOISE_LEVEL[0] <= levels.min() and levels.max() <= sim.NOISE_LEVEL[1]
+    assert {k for kinds in schedule["waveforms"] for k in kinds} == set(sim.WAVEFORMS)
+
+
+@pytest.mark.parametrize("kind", ["bump", "damped", "burst"])
+def test_source_waveforms(kind):
+    wave = source_waveform(kind, 90, 600.0, 10.0, np.random.default_rng(0))
+    assert wave.shape == (90,) and np.max(np.abs(wave)) == pytest.approx(1.0)
+    assert np.all(wave != 0)  # every sample of the duration is active
+    with pytest.raises(ValueError, match="unknown waveform"):
+        source_waveform("square", 90, 600.0, 10.0, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("parameters, culprit", [
+    ({"simulation.DURATION_MS": (-10.0, 300.0)}, "simulation.DURATION_MS"),
+    ({"simulation.DURATION_MS": (300.0, 10.0)}, "simulation.DURATION_MS"),
+    ({"simulation.NOISE_ONLY_SHARE": 1.2}, "simulation.NOISE_ONLY_SHARE"),
+    ({"simulation.NOISE_ONLY_SHARE": -0.1}, "simulation.NOISE_ONLY_SHARE"),
+    ({"simulation.TIMING": "random"}, "simulation.TIMING"),
+    ({"simulation.WAVEFORMS": ("bump", "square")}, "simulation.WAVEFORMS"),
+    ({"simulation.NOISE_KINDS": ()}, "simulation.NOISE_KINDS"),
+    ({"simulation.NOISE_LEVEL": (0.0, 1.0)}, "simulation.NOISE_LEVEL"),
+    ({"simulation.OSCILLATION_HZ": (2.0, 400.0)}, "simulation.OSCILLATION_HZ"),
+])
+def test_bad_recording_settings_refused_by_name(tmp_path, parameters, culprit):
+    from meg_unet.config import ConfigError
+
+    with pytest.raises(ConfigError, match=culprit.replace(".", r"\.")):
+        tiny_config(tmp_path, PARAMETERS=parameters)
+
+
+def test_recording_split_manifest_and_truth(tmp_path, tiny_head_model):
+    config = tiny_config(tmp_path, ARTIFACTS=False, N_DIPOLES=(1, 3),
+                         PARAMETERS={"simulation.TIMING": "recording"})
+    directory = SimulationModel(config, tiny_head_model).simulate_split("valid")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["timing"] == "recording"
+    recording = manifest["recording"]
+    activations = manifest["activations"]
+    n_windows = len(activations["onsets"])
+    assert n_windows == config.simulation.N_WINDOWS["valid"]
+    for key in ("onsets", "durations", "waveforms", "frequencies_hz"):
+        assert [len(v) for v in recording["sources"][key]] == [len(r) for r in
+                                                                activations["rows"]]
+    assert len(recording["noise"]["kinds"]) == n_windows
+    share = recording["noise_only_share"]
+    assert share["setting"] == 0.3 and share["reached"] == pytest.approx(0.3, abs=0.02)
+    # every dipole reaches its window's SNR against the window's own noise level
+    ratio = manifest["snr_reached"]["ratio_to_target"]
+    assert 0.8 < ratio["min"] and ratio["max"] < 1.25
+
+    # the truth is on exactly at each source's onset for its duration
+    truth = read_estimate(directory, "truth").data
+    active = np.abs(truth) > 0
+    expected = np.zeros_like(active)
+    for rows, onsets, durations in zip(activations["rows"], recording["sources"]["onsets"],
+                                       recording["sources"]["durations"]):
+        for row, onset, duration in zip(rows, onsets, durations):
+            expected[row, onset : onset + duration] = True
+    np.testing.assert_array_equal(active, expected)
+    assert manifest["n_samples"] == truth.shape[1]
+    assert np.mean(~active.any(axis=0)) == pytest.approx(share["reached"])
