@@ -2,7 +2,8 @@
 
 Reads ``DATA_DIR/<RUN_NAME>/{train,valid}/`` and writes ``RESULTS_DIR/<RUN_NAME>/model/``:
 best.keras and last.keras checkpoints, history.csv, model.json (build arguments, settings,
-data checksums, class weights) and TensorBoard logs (``tensorboard --logdir
+data checksums, class weights, and after training the calibration of the probability and the
+detection thresholds chosen on the validation split) and TensorBoard logs (``tensorboard --logdir
 RESULTS_DIR/<RUN_NAME>/model/logs``).  An existing model is never replaced without --overwrite;
 --resume continues it from last.keras.
 """
@@ -31,11 +32,15 @@ def main(argv=None):
     setup_logging(args.verbose)
     config = load_config_or_exit(parser, args)
 
+    from meg_unet.calibration import calibrate_detection
     from meg_unet.data_provider import DataError
     from meg_unet.network.training import train
 
     try:
         train(config, overwrite=args.overwrite, resume=args.resume)
+        # the probability's calibration and every method's detection threshold, chosen on
+        # the validation split (written into model.json)
+        calibrate_detection(config)
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as exc:
         parser.exit(1, f"{parser.prog}: error: {exc}\n")
     return 0

@@ -39,6 +39,7 @@ import keras
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .config import CLASS_WEIGHTINGS, NORMALIZE_OVER
 from .io import atomic_path, read_json, split_files
 
 logger = logging.getLogger("meg_unet")
@@ -89,6 +90,10 @@ class Preprocessing:
         training split.  Non-negative estimates (ORIENTATION = "loose": norms of the three
         orientations) land in [0, 1]; signed fixed-orientation estimates land in [-1, 1] so
         that their sign and their zero keep their meaning.  All-zero columns stay zero.
+        ``normalize_over="noise"`` divides the whole channel by one fixed scale, its RMS over
+        the training split's samples with no active source: the input is the estimate in
+        units of its noise floor, so a sample keeps how far it stands above the noise (a
+        per-sample maximum makes a noise-only sample look like an active one).
     ``"mean_subtraction"``
         Subtract each vertex's mean over the training split's time samples (feature-wise
         centering: removes the constant bias map of the estimate).
@@ -126,7 +131,7 @@ class Preprocessing:
     ----------
     method : str
         One of :data:`PREPROCESSING_METHODS`.
-    normalize_over : "sample" | "channel"
+    normalize_over : "sample" | "channel" | "noise"
         What ``"normalize"`` scales (see above).
     n_components : int
         Components kept by ``"nmf"``, ``"svd"`` and ``"pca_whiten"``.
@@ -155,10 +160,10 @@ class Preprocessing:
                 "Invalid value for the 'method' parameter. Allowed values are "
                 f"{', '.join(map(repr, PREPROCESSING_METHODS))}, but got {method!r} instead."
             )
-        if normalize_over not in ("sample", "channel"):
+        if normalize_over not in NORMALIZE_OVER:
             raise ValueError(
                 "Invalid value for the 'normalize_over' parameter. Allowed values are "
-                f"'sample', 'channel', but got {normalize_over!r} instead."
+                f"{', '.join(map(repr, NORMALIZE_OVER))}, but got {normalize_over!r} instead."
             )
         if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
             raise ValueError(
@@ -197,7 +202,7 @@ class Preprocessing:
     def fits_inputs(self):
         """Whether the input preprocessing uses statistics of the training split."""
         return self.method in self.FITTED_METHODS or (
-            self.method == "normalize" and self.normalize_over == "channel"
+            self.method == "normalize" and self.normalize_over != "sample"
         )
 
     @property
@@ -233,8 +238,17 @@ class Preprocessing:
         self : Preprocessing
             Fitted.
         """
+        silent = None
+        if self.method == "normalize" and self.normalize_over == "noise":
+            silent = ~np.any(np.abs(amplitudes) > self.active_threshold, axis=0)
+            if not silent.any():
+                raise DataError(
+                    "NORMALIZE_OVER = 'noise' scales each channel by its RMS over the samples "
+                    "with no active source, but every sample of the training split has one "
+                    "(use simulation.TIMING = 'recording' or a gap, EMPTY_SIGNAL > 0)"
+                )
         self.channel_state = {
-            name: self._fit_channel(name, np.asarray(data, dtype=np.float64))
+            name: self._fit_channel(name, np.asarray(data, dtype=np.float64), silent)
             for name, data in estimates.items()
         }
         if self.n_classes > 2:
@@ -249,12 +263,15 @@ class Preprocessing:
         self.fitted = True
         return self
 
-    def _fit_channel(self, name, data):
+    def _fit_channel(self, name, data, silent=None):
         n_vertices = data.shape[0]
         method = self.method
         if method == "normalize":
             if self.normalize_over == "channel":
                 return {"scale": np.array(_safe_max_abs(data))}
+            if self.normalize_over == "noise":
+                rms = float(np.sqrt(np.mean(data[:, silent] ** 2)))
+                return {"scale": np.array(rms if rms > 0 else 1.0)}
             return {}
         if method == "zero_center":
             return {}
@@ -788,26 +805,40 @@ def one_hot(labels, n_classes):
     return np.take(np.eye(n_classes, dtype=np.float32), labels, axis=0)
 
 
-def class_weights(provider):
-    """Inverse class frequencies of a split's targets, with the silent class at weight 1.
+def class_weights(provider, weighting="inverse_frequency"):
+    """Class weights of the loss from a split's targets, with the silent class at weight 1.
 
-    Computed over the samples in whole tiles (what the network is trained on).  The weight of
-    class ``c`` is ``count(0) / count(c)`` (thesis 3.5; the 2017 code's weights were about
-    [1, 1333] for one active vertex among ~642).  A class that never occurs gets weight 1, with
-    a warning.
+    Computed over the samples in whole tiles (what the network is trained on).  With
+    ``"inverse_frequency"`` the weight of class ``c`` is ``count(0) / count(c)`` (thesis 3.5;
+    the 2017 code's weights were about [1, 1333] for one active vertex among ~642);
+    ``"sqrt_inverse_frequency"`` takes its square root (a milder push towards the rare
+    class); ``"none"`` weighs every class 1 (the plain cross-entropy, whose probabilities are
+    calibrated to begin with).  A class that never occurs gets weight 1, with a warning.
 
     Parameters
     ----------
     provider : DataProvider
         The training split.
+    weighting : str
+        One of :data:`CLASS_WEIGHTINGS`.
 
     Returns
     -------
     weights : ndarray of float64, shape (n_classes,)
         One weight per class.
     """
+    if weighting not in CLASS_WEIGHTINGS:
+        raise ValueError(
+            "Invalid value for the 'weighting' parameter. Allowed values are "
+            f"{', '.join(map(repr, CLASS_WEIGHTINGS))}, but got {weighting!r} instead."
+        )
     counts = np.bincount(provider.tiled_targets().ravel(), minlength=provider.n_classes)
-    return _weights_from_counts(counts)
+    weights = _weights_from_counts(counts)
+    if weighting == "sqrt_inverse_frequency":
+        return np.sqrt(weights)
+    if weighting == "none":
+        return np.ones_like(weights)
+    return weights
 
 
 def _weights_from_counts(counts):

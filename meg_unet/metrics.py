@@ -202,8 +202,9 @@ def localization_metrics(
     *,
     match_radius_cm=2.0,
     ghost_threshold=0.5,
+    detection_threshold=None,
 ):
-    """Compute DLE, SD, OA, the thesis's SD, recall and ghost peaks per column.
+    """Compute DLE, SD, OA, the thesis's SD, recall, ghost peaks and detections per column.
 
     Parameters
     ----------
@@ -231,6 +232,10 @@ def localization_metrics(
         a peak is a ghost when no true source is within it.
     ghost_threshold : float
         Only local maxima reaching this fraction of the column's maximum can count as ghosts.
+    detection_threshold : float | None
+        If given (needs ``adjacency``), every local maximum of ``|F|`` that reaches this
+        absolute value is a detection (see :mod:`meg_unet.detection`), and the result has the
+        detection entries below.
 
     Returns
     -------
@@ -259,6 +264,12 @@ def localization_metrics(
             (uncropped numbering).
         ``'global_peak_rows'`` : ndarray of int, shape (n_kept,)
             Row of ``max|F|`` (uncropped numbering; -1 for an all-zero column).
+        ``'score'`` : ndarray, shape (n_kept,)
+            ``max|F|`` over the kept rows (the evidence that any source is active).
+        ``'detections'``, ``'true_detections'``, ``'detected_sources'`` : ndarray of int
+            With ``detection_threshold``: the number of detections, of detections within
+            ``match_radius_cm`` of a true source, and of true sources with a detection within
+            ``match_radius_cm``.
 
         Metrics that need a true source are NaN for a column without one, and every metric
         is NaN for an all-zero column.
@@ -339,7 +350,15 @@ def localization_metrics(
         ghosts[~valid] = np.nan
 
     global_peak_rows = np.where(valid, prepared.kept_rows[global_local], -1)
+    detection = {}
+    if detection_threshold is not None:
+        if local_maxima is None:
+            raise ValueError("detection_threshold needs the mesh adjacency (see mesh_adjacency)")
+        detected = local_maxima & (abs_estimate >= float(detection_threshold))
+        detection = _detections(prepared, true_rows, detected, nearest_sq, match_radius_cm)
     return dict(
+        **detection,
+        score=prepared.column_max.astype(np.float64),
         columns=prepared.kept_columns,
         n_sources=n_sources,
         dle_cm=dle_cm,
@@ -717,6 +736,24 @@ def _match_peaks(prepared, true_rows, peaks, global_peak, match_radius_cm):
     if np.any(on_global):
         n_recalled += matched_distances[on_global].min() <= match_radius_cm
     return matched_distances.mean(), n_recalled / n_true, matched
+
+
+def _detections(prepared, true_rows, detected, nearest_sq, match_radius_cm):
+    """Count detections, detections near a true source, and true sources detected."""
+    radius_sq = match_radius_cm**2
+    found = np.zeros(detected.shape[1], dtype=np.int64)
+    for column in np.flatnonzero(detected.any(axis=0)):
+        rows = true_rows[column]
+        if not len(rows):
+            continue
+        points = prepared.kept_positions_cm[detected[:, column]]
+        difference = prepared.positions_cm[np.asarray(rows)][:, np.newaxis] - points[np.newaxis]
+        found[column] = np.sum(np.min(np.sum(difference**2, axis=-1), axis=1) <= radius_sq)
+    return dict(
+        detections=detected.sum(axis=0).astype(np.int64),
+        true_detections=np.sum(detected & (nearest_sq <= radius_sq), axis=0).astype(np.int64),
+        detected_sources=found,
+    )
 
 
 def _rectify_resolution_matrix(resolution_matrix):

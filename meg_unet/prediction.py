@@ -63,6 +63,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .calibration import apply_calibration
+from .detection import samples_to_source, write_detection_tables
 from .io import atomic_path, read_json, split_files, write_json
 
 logger = logging.getLogger("meg_unet")
@@ -395,8 +397,15 @@ def metrics_table(
     active_threshold=1e-20,
     split=_DEFAULT_SPLIT,
     hemis=None,
+    thresholds=None,
 ):
-    """Compute the rows of metrics.csv: one per (sample with an active true source, method).
+    """Compute the rows of metrics.csv: one per (sample, method).
+
+    Without ``thresholds`` only the samples with an active true source get rows (the
+    thesis's evaluation); with them every sample does, noise-only ones included, and each
+    row says what the method detected there (see :mod:`meg_unet.detection`).  The
+    localization metrics (DLE, SD, OA, the thesis's SD, recall, ghosts) are NaN on samples
+    without a true source.
 
     Each estimate is cut into the tiles of ``layout``, and
     :func:`meg_unet.metrics.localization_metrics` runs on each tile with ``border`` (see the
@@ -429,16 +438,25 @@ def metrics_table(
     hemis : ndarray of str, shape (n_vertices,) | None
         Hemisphere of each row; given (HEMISPHERE = "both"), a ``hemi`` column holds the
         hemisphere of each true vertex, joined by ``";"``.
+    thresholds : dict of str to float | None
+        Detection threshold per method (every method of ``estimates``), chosen on the
+        validation split; adds the columns :data:`meg_unet.detection.DETECTION_COLUMNS`: the
+        map's maximum (``score``), the detections, those within 2 cm of a true source, the
+        true sources detected, ``strength``, the weakest true source's amplitude as a
+        fraction of its activation's peak (:func:`event_strength`; NaN without a source), and
+        ``samples_to_source``, the distance to the nearest sample with an active source.
+        Needs ``adjacency``.
 
     Returns
     -------
     table : pandas.DataFrame
-        The columns :data:`METRICS_COLUMNS` (+ ``hemi``), sorted by sample, then method in the
-        order of ``estimates``.  Metrics that cannot be computed (an estimate that is zero on
+        The columns :data:`METRICS_COLUMNS` (+ ``hemi``, + the detection columns), sorted by
+        sample, then method in the order of ``estimates``.  Metrics that cannot be computed (an estimate that is zero on
         every kept vertex) are NaN.
     """
     import pandas as pd
 
+    from .detection import DETECTION_COLUMNS
     from .metrics import localization_metrics
 
     amplitudes = np.asarray(amplitudes)
@@ -462,16 +480,25 @@ def metrics_table(
         raise ValueError(f"vertno must have shape ({n_vertices},), but got {vertno.shape}")
     if hemis is not None and np.shape(hemis) != (n_vertices,):
         raise ValueError(f"hemis must have shape ({n_vertices},), but got {np.shape(hemis)}")
+    if thresholds is not None:
+        missing = [method for method in estimates if method not in thresholds]
+        if missing:
+            raise ValueError(f"thresholds lacks the method(s) {missing}")
+    names = METRICS_COLUMNS + (DETECTION_COLUMNS if thresholds is not None else ())
 
     active = np.abs(amplitudes) > active_threshold
+    strength = event_strength(amplitudes, active) if thresholds is not None else None
+    distance = samples_to_source(active.any(axis=0)) if thresholds is not None else None
     evaluated = layout.evaluated(border)
-    columns = {name: [] for name in METRICS_COLUMNS}
+    columns = {name: [] for name in names}
     hemi_column = []
     for tile in range(layout.n_tiles):
         owned = layout.owned(tile)
         start = int(layout.starts[tile])
         samples = np.arange(owned.start, owned.stop)
-        samples = samples[evaluated[samples] & active[:, samples].any(axis=0)]
+        samples = samples[evaluated[samples]]
+        if thresholds is None:
+            samples = samples[active[:, samples].any(axis=0)]
         if not len(samples):
             continue
         window_active = _window_of(active, start, layout.t_steps)
@@ -488,7 +515,11 @@ def metrics_table(
                 positions,
                 adjacency,
                 border=border,
+                detection_threshold=None if thresholds is None else thresholds[method],
             )
+            silent = result["n_sources"] == 0
+            for name in ("oa", "sd_thesis_sqrtcm", "ghosts"):  # localization: active samples
+                result[name] = np.where(silent, np.nan, result[name])
             columns["split"].extend([split] * len(samples))
             columns["sample"].extend(samples.tolist())
             columns["n_sources"].extend(result["n_sources"][picks].tolist())
@@ -499,9 +530,17 @@ def metrics_table(
             )
             for name in ("dle_cm", "sd_cm", "oa", "sd_thesis_sqrtcm", "recall", "ghosts"):
                 columns[name].extend(np.asarray(result[name], dtype=np.float64)[picks].tolist())
+            if thresholds is not None:
+                for name in ("score", "detections", "true_detections", "detected_sources"):
+                    columns[name].extend(np.asarray(result[name])[picks].tolist())
+                columns["samples_to_source"].extend(distance[samples].tolist())
+                columns["strength"].extend(
+                    float(strength[true_rows[s - start], s].min()) if len(true_rows[s - start])
+                    else np.nan for s in samples
+                )
             if hemis is not None:
                 hemi_column.extend(hemi_text)
-    table = pd.DataFrame(columns, columns=list(METRICS_COLUMNS))
+    table = pd.DataFrame(columns, columns=list(names))
     if hemis is not None:
         table["hemi"] = hemi_column
     order = {method: index for index, method in enumerate(estimates)}
@@ -509,6 +548,34 @@ def metrics_table(
     table = table.sort_values(["sample", "_order"], kind="stable").drop(columns="_order")
     table = table.reset_index(drop=True)
     return table.astype({"sample": np.int64, "n_sources": np.int64})
+
+
+def event_strength(amplitudes, active):
+    """Each active pixel's ``|amplitude|`` relative to the peak of its source's event.
+
+    An event is a run of consecutive active samples of one vertex (one activation of one
+    source); a sample at 0.5 is at half of that activation's peak.  Silent pixels are 0.
+
+    Parameters
+    ----------
+    amplitudes : ndarray, shape (n_vertices, n_times)
+        True amplitudes.
+    active : ndarray of bool, same shape
+        Where a source is active.
+
+    Returns
+    -------
+    strength : ndarray of float32, same shape
+    """
+    magnitude = np.abs(np.asarray(amplitudes, dtype=np.float64))
+    strength = np.zeros(magnitude.shape, dtype=np.float32)
+    for row in np.flatnonzero(active.any(axis=1)):
+        edges = np.diff(np.concatenate([[0], active[row].astype(np.int8), [0]]))
+        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        peaks = np.maximum.reduceat(magnitude[row], starts) if len(starts) else []
+        for start, stop, peak in zip(starts, stops, peaks):
+            strength[row, start:stop] = magnitude[row, start:stop] / peak
+    return strength
 
 
 # --------------------------------------------------------------------------------------------
@@ -742,6 +809,15 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
         batch_size=model_config.network.BATCH_SIZE,
         progress=progress,
     )
+    detection = trained.sidecar.get("detection", {}).get(which)
+    if detection is None:
+        from .calibration import calibrate_detection
+
+        logger.info("%s has no calibration yet: calibrating it on its validation split",
+                    trained.describe())
+        detection = calibrate_detection(config, model_dir=trained.run_dir, which=which,
+                                        progress=progress)
+    active = apply_calibration(active, detection)
     estimates = _split_estimates(provider, data_dir, split)
     estimates[UNET] = active
     positions, adjacency, hemis = _source_geometry(provider.src, model_config.hemisphere)
@@ -756,6 +832,7 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
         active_threshold=trained.preprocessing.active_threshold,
         split=split,
         hemis=hemis,
+        thresholds=detection["thresholds"],
     )
     if table.empty:
         raise DataError(
@@ -769,7 +846,14 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
         table.to_csv(tmp, index=False, na_rep="NA")
     # the summary is computed from the file as written, as every later reader sees it
     title = f"U-Net {trained.run_name} on {data_run}/{split}"
-    written += write_tables(read_metrics(written[0]), out_dir, title=title)
+    metrics = read_metrics(written[0])
+    written += write_tables(metrics, out_dir, title=title)
+    kept = np.zeros(provider.targets.shape, dtype=bool)
+    kept[border : provider.n_vertices - border] = layout.evaluated(border)[np.newaxis]
+    written += write_detection_tables(
+        metrics, provider.sfreq, detection, active[kept], provider.targets[kept] > 0, out_dir,
+        title=title, guard_ms=model_config.network.DETECTION_GUARD_MS,
+    )
     written.append(
         _save_stc(active, provider.vertices, provider.tmin, 1.0 / provider.sfreq,
                   provider.src[0].get("subject_his_id"), out_dir / f"{split}-unet-stc.h5")
@@ -964,11 +1048,11 @@ def _source_geometry(src, hemisphere):
 
 
 def _save_stc(data, vertices, tmin, tstep, subject, path):
-    """Write an estimate as ``-stc.h5`` atomically."""
+    """Write an estimate as ``-stc.h5`` atomically (float32)."""
     import mne
 
     stc = mne.SourceEstimate(
-        data, vertices=[np.asarray(v, dtype=np.int64) for v in vertices], tmin=tmin,
+        np.asarray(data, dtype=np.float32), vertices=[np.asarray(v, dtype=np.int64) for v in vertices], tmin=tmin,
         tstep=tstep, subject=subject,
     )
     with atomic_path(path) as tmp:
@@ -1142,6 +1226,11 @@ def predict_recording(model_dir, inverse_fname, raw_fname=None, evoked_fname=Non
         desc=f"predict {recording_fname.name}",
         progress=progress,
     )
+    detection = trained.sidecar.get("detection", {}).get(which)
+    if detection is None:
+        logger.warning("%s has no calibration (train_network.py writes it): the estimate is "
+                       "the network's uncalibrated probability", trained.describe())
+    active = apply_calibration(active, detection)
     subject = src[0].get("subject_his_id")
     return _save_stc(active, vertices, float(recording.times[0]),
                      1.0 / recording.info["sfreq"], subject, out_fname)

@@ -4,8 +4,11 @@
 #: "mean_subtraction", "zero_center", "nmf", "svd", "pca_whiten".
 INPUT_PREPROCESSING = "normalize"
 
-#: What "normalize" scales to [0, 1]: "sample" divides every time column by its maximum over the
-#: vertices, per channel (the 2017 code); "channel" divides by the maximum of the whole channel.
+#: What "normalize" scales: "sample" divides every time column by its maximum over the
+#: vertices, per channel (the 2017 code: a noise-only sample then looks like an active one);
+#: "channel" divides by the maximum of the whole channel; "noise" divides the whole channel by
+#: its RMS over the training split's samples with no active source (inputs in units of the
+#: noise floor, so a sample keeps how far it stands above the noise).
 NORMALIZE_OVER = "sample"
 
 #: Components kept by "nmf", "svd" and "pca_whiten".

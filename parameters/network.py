@@ -42,6 +42,22 @@ MAX_NORM = 0.01
 EPOCHS = 300
 EARLY_STOPPING_PATIENCE = 20
 
+#: Class weights of the loss: "inverse_frequency" (thesis 3.5: the rare active pixels weigh
+#: count(silent) / count(active), about 960 on ico3), "sqrt_inverse_frequency" (its square root)
+#: or "none" (plain cross-entropy).  The probabilities are calibrated on the validation split
+#: after training in every case (see meg_unet.detection).
+CLASS_WEIGHTING = "inverse_frequency"
+
+#: False-alarm rate for which each method's detection threshold is chosen on the validation
+#: split: the share of noise-only samples (no active source) allowed to carry a detection.
+DETECTION_FALSE_ALARM_RATE = 0.05
+
+#: Silent samples closer than this (ms) to an active source are not "noise only" for the
+#: false-alarm rate and the thresholds: the 5-40 Hz band-pass spreads a source's signal over
+#: them.  Where no sample lies that far from a source (the thesis's 10-sample gaps), every
+#: silent sample counts.
+DETECTION_GUARD_MS = 50.0
+
 #: Border pixels of each tile left out of predictions and metrics (thesis 3.5: 2).
 BORDER = 2
 

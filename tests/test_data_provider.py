@@ -156,6 +156,18 @@ def test_normalize_per_channel_uses_the_training_maximum():
     np.testing.assert_allclose(out, [[0.5, 2.0], [0.25, 0.0]])
 
 
+def test_normalize_over_noise_uses_the_noise_only_samples():
+    """The scale is the channel's RMS over the training samples with no active source."""
+    data = np.array([[3.0, 1.0, 9.0], [4.0, 1.0, 9.0]])
+    amplitudes = np.array([[0.0, 1e-9, 0.0], [0.0, 0.0, 1e-9]])  # only sample 0 is silent
+    prep = Preprocessing("normalize", normalize_over="noise").fit({"c": data}, amplitudes)
+    scale = np.sqrt((9 + 16) / 2)
+    out = prep.transform_channel("c", np.array([[scale, 2 * scale]]))
+    np.testing.assert_allclose(out, [[1.0, 2.0]], rtol=1e-6)
+    with pytest.raises(DataError, match="every sample of the training split has one"):
+        Preprocessing("normalize", normalize_over="noise").fit({"c": data}, np.ones((2, 3)))
+
+
 def test_mean_subtraction_by_hand():
     prep = fitted("mean_subtraction", np.array([[1.0, 3.0], [2.0, 6.0]]))  # row means 2, 4
     out = prep.transform_channel("c", np.array([[0.0, 0.0], [1.0, 1.0]]))

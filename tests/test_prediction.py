@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from meg_unet.config import validate_settings
 from meg_unet.data_provider import DataProvider
+from meg_unet.calibration import apply_calibration
 from meg_unet.metrics import hemisphere_positions, mesh_adjacency
 from meg_unet.network.training import load_trained_model, train
 from meg_unet.prediction import (
@@ -34,6 +35,8 @@ import predict  # the script at the repository root (pytest's pythonpath)
 COLUMNS = [
     "split", "sample", "n_sources", "true_vertices", "method", "peak_vertices", "dle_cm",
     "sd_cm", "oa", "sd_thesis_sqrtcm", "recall", "ghosts",
+    "score", "detections", "true_detections", "detected_sources", "strength",
+    "samples_to_source",
 ]
 METHODS = ["mne", "dspm", "sloreta", "unet"]
 T_STEPS = 64  # the tiny profile's tiles
@@ -131,17 +134,27 @@ def test_metrics_csv_schema(run, predicted):
         for sample in range(onset, onset + width):
             truth[sample] = ";".join(str(v) for v in sorted(vertno[rows]))
     evaluated = tile_layout(manifest["n_samples"], T_STEPS).evaluated(BORDER)
-    expected = sorted(s for s in truth if evaluated[s])
+    expected = np.flatnonzero(evaluated).tolist()
 
-    # one row per evaluated active sample and method, methods in table order
+    # one row per evaluated sample and method, noise-only samples included, methods in
+    # table order
     assert (df["split"] == "test").all()
     assert df.groupby("sample")["method"].apply(list).tolist() == [METHODS] * len(expected)
     assert sorted(df["sample"].unique()) == expected
     # the true sources are the manifest's activations
-    assert (df["n_sources"] == 1).all()
-    assert df["true_vertices"].tolist() == [truth[s] for s in df["sample"]]
-    assert df[["dle_cm", "sd_cm", "oa"]].notna().all().all()
-    assert (df["oa"] >= 1).all()
+    active = df["sample"].isin(truth)
+    assert active.any() and (~active).any()
+    assert (df.loc[active, "n_sources"] == 1).all() and (df.loc[~active, "n_sources"] == 0).all()
+    assert df.loc[active, "true_vertices"].tolist() == [truth[s] for s in df.loc[active, "sample"]]
+    assert df.loc[~active, "true_vertices"].isna().all()
+    assert df.loc[active, ["dle_cm", "sd_cm", "oa"]].notna().all().all()
+    assert (df.loc[active, "oa"] >= 1).all()
+    # localization metrics are for samples with a source; detections for every sample
+    assert df.loc[~active, ["dle_cm", "sd_cm", "oa", "recall", "ghosts"]].isna().all().all()
+    assert df[["score", "detections"]].notna().all().all()
+    assert (df["true_detections"] <= df["detections"]).all()
+    assert (df["detected_sources"] <= df["n_sources"]).all()
+    assert (df.loc[~active, "true_detections"] == 0).all()
 
 
 def test_summary_equals_summary_table(predicted):
@@ -220,17 +233,41 @@ def test_unet_source_estimate(run, predicted):
 
     # tile by tile, with batch normalization in inference mode; the samples left over are
     # predicted by a tile aligned to the end
-    model, _, preprocessing = load_trained_model(run.run_results_dir / "model")
+    # (the probability calibrated on the validation split, see test_calibration_record)
+    model, sidecar, preprocessing = load_trained_model(run.run_results_dir / "model")
+
+    def calibrated(p):
+        return apply_calibration(p, sidecar["detection"]["best"])
+
     provider = DataProvider(run, "test", preprocessing=preprocessing)
     first = model.predict(provider.inputs[np.newaxis, :, :T_STEPS], verbose=0)[0]
-    np.testing.assert_allclose(stc.data[:, :T_STEPS], 1 - first[..., 0], atol=1e-5)
+    np.testing.assert_allclose(stc.data[:, :T_STEPS], calibrated(1 - first[..., 0]), atol=1e-5)
     n_times = provider.n_times
     last = model.predict(provider.inputs[np.newaxis, :, n_times - T_STEPS :], verbose=0)[0]
     left_over = n_times % T_STEPS
     assert left_over > 0
     np.testing.assert_allclose(
-        stc.data[:, n_times - left_over :], 1 - last[:, -left_over:, 0], atol=1e-5
+        stc.data[:, n_times - left_over :], calibrated(1 - last[:, -left_over:, 0]), atol=1e-5
     )
+
+
+def test_calibration_record(run, predicted):
+    """predict.py calibrates a model trained without it, on the run's validation split."""
+    sidecar = json.loads((run.run_results_dir / "model" / "model.json").read_text())
+    record = sidecar["detection"]["best"]
+    assert record["false_alarm_rate"] == run.network.DETECTION_FALSE_ALARM_RATE
+    assert set(record["thresholds"]) == set(METHODS)
+    assert record["calibration"]["method"] in ("none", "platt", "isotonic")
+    assert set(record["calibration"]["held_out_ece"]) == {"none", "platt", "isotonic"}
+    assert record["validation"]["n_noise_samples"] > 0
+    assert record["validation"]["directory"] == str(run.run_data_dir / "valid")
+    calibration = record["calibration"]
+    assert calibration["ece_after"]["all"] <= calibration["ece_before"]["all"] + 1e-3
+    summary = pd.read_csv(predicted / "detection.csv")
+    assert summary["method"].tolist() == METHODS
+    assert summary["false_alarm_rate"].between(0, 1).all()
+    assert (predicted / "detection.md").read_text().count("| U-Net |") == 1
+    assert (predicted / "reliability.png").stat().st_size > 0
 
 
 def test_recording_inputs_are_preprocessed_as_in_training(run):

@@ -67,7 +67,8 @@ SIDECAR_FORMAT = 1
 #: Hyperparameters that may change when a training is resumed: how long and how it runs, not
 #: what it learns.
 RESUMABLE_CHANGES = {
-    "network": ("EPOCHS", "EARLY_STOPPING_PATIENCE"),
+    "network": ("EPOCHS", "EARLY_STOPPING_PATIENCE", "DETECTION_FALSE_ALARM_RATE",
+                "DETECTION_GUARD_MS"),
     "data_provider": ("N_WORKERS", "MAX_QUEUE_SIZE"),
 }
 
@@ -706,8 +707,9 @@ def train(config, overwrite=False, resume=False):
             f"the validation tiles {valid_data.tile_shape} differ from the training tiles "
             f"{train_data.tile_shape}"
         )
-    weights = class_weights(train_data)
-    logger.info("class weights (inverse class frequency of the training split): %s",
+    weights = class_weights(train_data, config.network.CLASS_WEIGHTING)
+    logger.info("class weights (%s of the training split): %s",
+                config.network.CLASS_WEIGHTING.replace("_", " "),
                 np.array2string(weights, precision=1))
 
     train_stream = GeneratorDataProvider.from_config(

@@ -1,0 +1,520 @@
+"""Detection: is a source active in a sample, and where; calibration of the U-Net's probability.
+
+A method *detects* a source at every local maximum of its map ``|F|`` on the cortical mesh that
+reaches the method's threshold (:func:`meg_unet.metrics.localization_metrics` with
+``detection_threshold``).  The same rule serves the U-Net (on its calibrated probability of
+"active") and the linear methods (on their unnormalized estimates), so that all are judged alike
+on every sample, noise-only ones included.
+
+Thresholds
+    Each method's threshold is chosen on the validation split for a target false-alarm rate
+    ``alpha`` (``network.DETECTION_FALSE_ALARM_RATE``): the smallest value above the
+    ``1 - alpha`` quantile of the map's maximum over the split's noise-only samples, so that at
+    most a share ``alpha`` of them carries any detection (:func:`false_alarm_threshold`).
+
+Calibration
+    The network is trained with class weights, which shift its probabilities (a weight of ~960
+    on the active class makes it call pixels active far too readily).  Platt scaling maps the
+    network's log-odds ``z = log(p / (1 - p))`` to ``sigmoid(a z + b)``, fitted by maximum
+    likelihood (:func:`fit_platt`): a temperature ``1 / a`` and a shift ``b`` that undoes the
+    weighting's prior shift.  Isotonic regression (:func:`fit_isotonic`) fits any monotone
+    map.  :mod:`meg_unet.calibration` picks between them on the validation split.  The
+    expected calibration error (:func:`expected_calibration_error`) says how far a
+    probability is from the frequency it claims: 0.9 should mean that 9 in 10 such pixels are
+    active.
+
+Summary (:func:`detection_summary`)
+    From the rows of ``metrics.csv`` (one per sample and method): the false-alarm rate (share of
+    noise-only samples with any detection) and detections per second of noise; precision
+    (detections within ``match_radius`` of a true source) and recall (true sources with a
+    detection within it) at 2 cm; the ROC AUC of "is any source active in this sample" scored
+    by the map's maximum; the mean count error (detections minus true sources); the DLE of the
+    samples with one true source where the method detected something.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "DETECTION_COLUMNS",
+    "apply_isotonic",
+    "apply_platt",
+    "detection_summary",
+    "expected_calibration_error",
+    "false_alarm_threshold",
+    "fit_isotonic",
+    "fit_platt",
+    "reliability_curve",
+]
+
+#: Per-sample detection columns of metrics.csv (see :func:`meg_unet.metrics.localization_metrics`).
+DETECTION_COLUMNS = ("score", "detections", "true_detections", "detected_sources", "strength",
+                     "samples_to_source")
+
+#: A sample counts as "strong" for :func:`detection_summary` when every true source in it is at
+#: least at this fraction of its activation's peak amplitude (``strength``).
+STRONG = 0.5
+
+_EPS = 1e-7
+
+
+def _logit(probabilities):
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def apply_platt(probabilities, slope, intercept):
+    """Map probabilities through Platt scaling: ``sigmoid(slope * logit(p) + intercept)``.
+
+    Parameters
+    ----------
+    probabilities : array-like
+        The network's probabilities of "active".
+    slope, intercept : float
+        The calibration (:func:`fit_platt`); ``(1, 0)`` leaves the probabilities unchanged.
+
+    Returns
+    -------
+    calibrated : ndarray of float32
+        Same shape as ``probabilities``.
+    """
+    z = slope * _logit(probabilities) + intercept
+    return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)  # a sigmoid without overflow
+
+
+def fit_platt(probabilities, labels, max_pixels=2_000_000, seed=0):
+    """Fit Platt scaling of the probability of "active" on labelled pixels.
+
+    Parameters
+    ----------
+    probabilities : array-like
+        The network's probabilities of "active".
+    labels : array-like of bool
+        Whether each pixel is truly active.
+    max_pixels : int
+        At most this many pixels, drawn at random (seeded), enter the fit.
+    seed : int
+        Seed of that draw.
+
+    Returns
+    -------
+    slope, intercept : float
+        Maximizing the likelihood of ``labels`` under ``sigmoid(slope * logit(p) +
+        intercept)``.
+    """
+    from scipy.optimize import minimize
+
+    z = _logit(probabilities).ravel()
+    y = np.asarray(labels, dtype=bool).ravel()
+    if z.shape != y.shape:
+        raise ValueError(f"probabilities and labels differ in size: {z.size} and {y.size}")
+    if not y.any() or y.all():
+        raise ValueError("calibration needs active and silent pixels, but got only one class")
+    if z.size > max_pixels:
+        keep = np.random.default_rng(seed).choice(z.size, size=max_pixels, replace=False)
+        z, y = z[keep], y[keep]
+    target = y.astype(np.float64)
+
+    def loss(params):
+        slope, intercept = params
+        logits = slope * z + intercept
+        # mean negative log-likelihood of a logistic model and its gradient
+        nll = np.mean(np.logaddexp(0.0, logits) - target * logits)
+        residual = 0.5 * (1.0 + np.tanh(0.5 * logits)) - target
+        return nll, np.array([np.mean(residual * z), np.mean(residual)])
+
+    result = minimize(loss, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    slope, intercept = (float(v) for v in result.x)
+    return slope, intercept
+
+
+def fit_isotonic(probabilities, labels, n_bins=1000, max_pixels=2_000_000, seed=0):
+    """Fit an isotonic (monotone, non-parametric) calibration of the probability of "active".
+
+    The pixels are grouped into ``n_bins`` bins of equal count by their probability; an
+    isotonic regression of the bins' frequency of "active" on their mean probability
+    (:class:`sklearn.isotonic.IsotonicRegression`, weighted by the counts) gives a
+    non-decreasing map, kept as knots for :func:`apply_isotonic`.  Unlike Platt scaling it can
+    follow a network whose most confident pixels are active far less often than it claims.
+
+    Returns
+    -------
+    x, y : list of float
+        Knots: raw probabilities (increasing) and calibrated probabilities (non-decreasing).
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    p = np.asarray(probabilities, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=bool).ravel()
+    if p.shape != y.shape:
+        raise ValueError(f"probabilities and labels differ in size: {p.size} and {y.size}")
+    if not y.any() or y.all():
+        raise ValueError("calibration needs active and silent pixels, but got only one class")
+    if p.size > max_pixels:
+        keep = np.random.default_rng(seed).choice(p.size, size=max_pixels, replace=False)
+        p, y = p[keep], y[keep]
+    order = np.argsort(p, kind="stable")
+    groups = np.array_split(order, min(n_bins, p.size))
+    means = np.array([p[g].mean() for g in groups])
+    hits = np.array([y[g].mean() for g in groups])
+    counts = np.array([len(g) for g in groups], dtype=np.float64)
+    regression = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    fitted = regression.fit(means, hits, sample_weight=counts).predict(means)
+    # one knot per distinct raw value (bins of tied probabilities merge)
+    x, first = np.unique(means, return_index=True)
+    return x.tolist(), fitted[first].tolist()
+
+
+def apply_isotonic(probabilities, x, y):
+    """Map probabilities through isotonic knots (:func:`fit_isotonic`), linearly between them.
+
+    A term of ``1e-6 p`` keeps the map strictly increasing over float32 probabilities, so
+    that the local maxima of a calibrated map are those of the raw one (the knots' flat steps
+    would tie neighbours).
+
+    Returns
+    -------
+    calibrated : ndarray of float64
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    return np.interp(p, x, y) + 1e-6 * p
+
+
+def reliability_curve(probabilities, labels, n_bins=15):
+    """Bin pixels by predicted probability: mean prediction and frequency of "active" per bin.
+
+    Returns
+    -------
+    confidence, frequency : ndarray, shape (n_bins,)
+        Mean predicted probability and observed share of active pixels per bin (NaN where a
+        bin is empty).
+    counts : ndarray of int, shape (n_bins,)
+        Pixels per bin.
+    """
+    p = np.asarray(probabilities, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=bool).ravel()
+    if p.shape != y.shape:
+        raise ValueError(f"probabilities and labels differ in size: {p.size} and {y.size}")
+    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    sums = np.bincount(bins, weights=p, minlength=n_bins)
+    hits = np.bincount(bins, weights=y, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts, hits / counts, counts
+
+
+def expected_calibration_error(probabilities, labels, n_bins=15):
+    """Expected calibration error: ``sum_b n_b / N |frequency_b - confidence_b|``.
+
+    Parameters
+    ----------
+    probabilities : array-like
+        Predicted probabilities of "active".
+    labels : array-like of bool
+        Whether each pixel is truly active.
+    n_bins : int
+        Equal-width bins over [0, 1].
+
+    Returns
+    -------
+    ece : float
+        0 for a perfectly calibrated predictor.  Over all pixels of a map the silent majority
+        dominates; :func:`detection_summary` also reports it over the pixels predicted at
+        least 0.1 (where a user reads the map).
+    """
+    confidence, frequency, counts = reliability_curve(probabilities, labels, n_bins)
+    used = counts > 0
+    if not used.any():
+        return float("nan")
+    gap = np.abs(frequency[used] - confidence[used])
+    return float(np.sum(counts[used] * gap) / counts.sum())
+
+
+def samples_to_source(any_active):
+    """Distance in samples from each sample to the nearest sample with an active source.
+
+    Parameters
+    ----------
+    any_active : array-like of bool, shape (n_times,)
+        Whether any source is active in each sample.
+
+    Returns
+    -------
+    distance : ndarray of int64, shape (n_times,)
+        0 where a source is active; ``n_times`` everywhere when none is.
+    """
+    any_active = np.asarray(any_active, dtype=bool)
+    n_times = len(any_active)
+    active = np.flatnonzero(any_active)
+    if not len(active):
+        return np.full(n_times, n_times, dtype=np.int64)
+    times = np.arange(n_times)
+    after = np.clip(np.searchsorted(active, times), 0, len(active) - 1)
+    before = np.clip(after - 1, 0, len(active) - 1)
+    return np.minimum(np.abs(active[after] - times), np.abs(times - active[before]))
+
+
+def noise_only(distance, sfreq, guard_ms):
+    """Which samples count as noise only: no source active within ``guard_ms``.
+
+    The band-pass filter of the preprocessing spreads a source's signal over the silent
+    samples next to it; those are neither noise nor signal, and are left out of false-alarm
+    rates and thresholds.  Where no sample lies that far from a source (the thesis's
+    10-sample gaps), every silent sample counts, and ``guard_ms`` returned is 0.
+
+    Returns
+    -------
+    mask : ndarray of bool
+    guard_ms : float
+        The guard actually applied.
+    """
+    distance = np.asarray(distance)
+    silent = distance > 0
+    guarded = distance * 1000.0 / sfreq > guard_ms
+    if guarded.any():
+        return guarded, float(guard_ms)
+    return silent, 0.0
+
+
+def false_alarm_threshold(noise_scores, rate):
+    """The detection threshold that keeps the false-alarm rate at or below ``rate``.
+
+    Parameters
+    ----------
+    noise_scores : array-like
+        The map's maximum in each noise-only sample of the validation split.
+    rate : float
+        Target false-alarm rate, in (0, 1).
+
+    Returns
+    -------
+    threshold : float
+        The smallest float above the ``1 - rate`` quantile (``method="higher"``) of
+        ``noise_scores``: a sample is a false alarm when its maximum reaches the threshold.
+    """
+    scores = np.asarray(noise_scores, dtype=np.float64)
+    scores = scores[np.isfinite(scores)]
+    if not 0 < rate < 1:
+        raise ValueError(f"rate must be in (0, 1), but got {rate!r}")
+    if scores.size == 0:
+        raise ValueError(
+            "no noise-only samples to choose a detection threshold on: simulate the validation "
+            "split with silent samples (simulation.TIMING = 'recording', or EMPTY_SIGNAL > 0)"
+        )
+    quantile = np.quantile(scores, 1.0 - rate, method="higher")
+    return float(np.nextafter(quantile, np.inf))
+
+
+def detection_summary(table, sfreq, guard_ms=0.0):
+    """Detection figures per method from the rows of metrics.csv.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows of metrics.csv (:func:`meg_unet.tables.read_metrics`), with ``n_sources``,
+        ``dle_cm`` and the :data:`DETECTION_COLUMNS`.
+    sfreq : float
+        Sampling rate in Hz (for detections per second of noise).
+    guard_ms : float
+        Silent samples closer than this to a source are not noise only (see
+        :func:`noise_only`); needs the ``samples_to_source`` column.
+
+    Returns
+    -------
+    summary : pandas.DataFrame
+        One row per method, in table order: ``n_samples``, ``n_noise_samples``,
+        ``false_alarm_rate``, ``false_detections_per_s``, ``precision``, ``recall`` (over
+        every sample with a source), ``recall_strong`` (over the samples whose every source is
+        at least at :data:`STRONG` of its activation's peak: a source near the zero crossings
+        of its waveform is invisible to any method), ``auc``,
+        ``count_error`` (mean of detections minus true sources), ``abs_count_error``,
+        ``dle_detected_cm`` (mean DLE of one-source samples with a detection) and
+        ``n_detected_single``.
+    """
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from .tables import MISSING_STRINGS, order_methods
+
+    def numeric(column):
+        values = part[column]
+        if not pd.api.types.is_numeric_dtype(values):  # read_metrics keeps text, "NA" missing
+            values = values.where(~values.isin(MISSING_STRINGS), np.nan)
+        return pd.to_numeric(values).to_numpy(dtype=np.float64)
+
+    rows = []
+    for method in order_methods(table["method"].unique()):
+        part = table[table["method"] == method]
+        n_sources = numeric("n_sources")
+        detections = numeric("detections")
+        true_det = numeric("true_detections")
+        found = numeric("detected_sources")
+        score = numeric("score")
+        dle = numeric("dle_cm")
+        active = n_sources > 0
+        noise = ~active
+        if "samples_to_source" in part:
+            noise, _ = noise_only(numeric("samples_to_source"), sfreq, guard_ms)
+        scored = noise | active  # not the silent samples next to a source
+        labelled = np.isfinite(score) & scored
+        auc = np.nan
+        if noise[labelled].any() and active[labelled].any():
+            auc = roc_auc_score(active[labelled], score[labelled])
+        single = (n_sources == 1) & (detections > 0) & np.isfinite(dle)
+        strength = numeric("strength") if "strength" in part else np.ones(len(part))
+        strong = active & (strength >= STRONG)
+        rows.append({
+            "method": method,
+            "n_samples": int(len(part)),
+            "n_noise_samples": int(noise.sum()),
+            "false_alarm_rate": float(np.mean(detections[noise] > 0)) if noise.any() else np.nan,
+            "false_detections_per_s": (float(detections[noise].sum() / (noise.sum() / sfreq))
+                                       if noise.any() else np.nan),
+            "precision": (float(true_det.sum() / detections.sum()) if detections.sum() > 0
+                          else np.nan),
+            "recall": (float(found[active].sum() / n_sources[active].sum()) if active.any()
+                       else np.nan),
+            "recall_strong": (float(found[strong].sum() / n_sources[strong].sum())
+                              if strong.any() else np.nan),
+            "auc": float(auc),
+            "count_error": float(np.mean((detections - n_sources)[scored])),
+            "abs_count_error": float(np.mean(np.abs(detections - n_sources)[scored])),
+            "dle_detected_cm": float(np.mean(dle[single])) if single.any() else np.nan,
+            "n_detected_single": int(single.sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def detection_markdown(summary, detection, ece, title=None, guard_ms=0.0):
+    """Format :func:`detection_summary` as a Markdown table with thresholds and calibration.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of :func:`detection_summary`.
+    detection : dict
+        The checkpoint's ``"detection"`` record of ``model.json`` (thresholds, calibration).
+    ece : dict
+        ``{"all": float, "confident": float}``: the U-Net's expected calibration error over
+        all scored pixels, and over those it predicts at least 0.1.
+    title : str | None
+        A level-2 heading.
+    guard_ms : float
+        The guard around sources that noise-only samples kept (:func:`noise_only`).
+    """
+    from .tables import method_display_name
+
+    def number(value, digits=3):
+        return "--" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+    lines = [f"## {title}", ""] if title else []
+    lines += [
+        "| Method | threshold | false alarms | false detections / s | precision | recall | "
+        "recall, strong | AUC | count error | DLE of detected single sources (cm) |",
+        "| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
+    ]
+    thresholds = detection.get("thresholds", {})
+    for row in summary.itertuples(index=False):
+        lines.append(
+            f"| {method_display_name(row.method)} | {thresholds.get(row.method, np.nan):.3g} | "
+            f"{number(row.false_alarm_rate)} | {number(row.false_detections_per_s, 2)} | "
+            f"{number(row.precision)} | {number(row.recall)} | {number(row.recall_strong)} | "
+            f"{number(row.auc)} | "
+            f"{number(row.count_error, 2)} | {number(row.dle_detected_cm)} |"
+        )
+    calibration = detection.get("calibration", {})
+    method = calibration.get("method", "none")
+    if method == "platt":
+        described = (f"Platt scaling, slope {calibration['slope']:.3g}, intercept "
+                     f"{calibration['intercept']:.3g}")
+    else:
+        described = {"isotonic": "isotonic regression", "none": "none"}.get(method, method)
+    lines += [
+        "",
+        f"Thresholds chosen on the validation split for a false-alarm rate of "
+        f"{detection.get('false_alarm_rate', np.nan):g} (share of noise-only samples with any "
+        "detection; U-Net on its calibrated probability, the others on their unnormalized "
+        "estimates). Detections: local maxima on the cortical mesh at or above the threshold; "
+        "precision and recall at 2 cm (recall, strong: on the samples where every source is at "
+        f"least at {STRONG:g} of its activation's peak amplitude); AUC of 'any source active in this sample' scored by "
+        "the map's maximum; count error: detections minus true sources, mean over samples. "
+        f"{int(summary['n_noise_samples'].iloc[0]) if len(summary) else 0} noise-only samples "
+        f"(no source active within {guard_ms:g} ms) of "
+        f"{int(summary['n_samples'].iloc[0]) if len(summary) else 0}.",
+        "",
+        f"U-Net calibration chosen on the validation split ({described}): expected "
+        "calibration error "
+        f"{number(ece.get('all'), 4)} over all scored pixels, {number(ece.get('confident'), 4)} "
+        "over the pixels predicted at least 0.1 (15 bins).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_detection_tables(metrics, sfreq, detection, probabilities, labels, out_dir,
+                           title=None, guard_ms=0.0):
+    """Write ``detection.csv``, ``detection.md`` and ``reliability.png`` into ``out_dir``.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The rows of metrics.csv, with the detection columns.
+    sfreq : float
+        Sampling rate in Hz.
+    detection : dict
+        The checkpoint's ``"detection"`` record of ``model.json``.
+    probabilities, labels : ndarray
+        The U-Net's calibrated probability and the truth ("active") of the scored pixels.
+    out_dir : Path
+        The predictions folder.
+    title : str | None
+        Heading of the Markdown table.
+    guard_ms : float
+        Silent samples closer than this to a source are not noise only (:func:`noise_only`).
+
+    Returns
+    -------
+    written : list of Path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from .io import atomic_path
+
+    guard = guard_ms
+    if "samples_to_source" in metrics:
+        _, guard = noise_only(pd.to_numeric(metrics["samples_to_source"]), sfreq, guard_ms)
+    summary = detection_summary(metrics, sfreq, guard_ms=guard)
+    confident = probabilities >= 0.1
+    ece = {
+        "all": expected_calibration_error(probabilities, labels),
+        "confident": (expected_calibration_error(probabilities[confident], labels[confident])
+                      if confident.any() else float("nan")),
+    }
+    summary["threshold"] = summary["method"].map(detection.get("thresholds", {}))
+    summary["ece"] = np.where(summary["method"] == "unet", ece["all"], np.nan)
+    summary["ece_confident"] = np.where(summary["method"] == "unet", ece["confident"], np.nan)
+    written = [out_dir / "detection.csv", out_dir / "detection.md", out_dir / "reliability.png"]
+    with atomic_path(written[0]) as tmp:
+        summary.to_csv(tmp, index=False, na_rep="NA")
+    with atomic_path(written[1]) as tmp:
+        tmp.write_text(detection_markdown(summary, detection, ece, title=title,
+                                          guard_ms=guard))
+    confidence, frequency, counts = reliability_curve(probabilities, labels)
+    figure, axis = plt.subplots(figsize=(4, 4))
+    axis.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
+    used = counts > 0
+    axis.plot(confidence[used], frequency[used], marker="o", label="U-Net")
+    axis.set_xlabel("predicted probability of 'active'")
+    axis.set_ylabel("share of active pixels")
+    axis.set_title(f"Reliability (ECE {ece['all']:.4f})")
+    axis.legend(loc="upper left")
+    figure.tight_layout()
+    with atomic_path(written[2]) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+    return written
