@@ -106,8 +106,9 @@ def choose_calibration(probabilities, labels, seed=0):
 
     The candidates are none, Platt scaling and isotonic regression; the one with the lowest
     expected calibration error over the held-out pixels predicted at least 0.1 wins (over all
-    pixels the silent majority makes every candidate look calibrated), and is refitted on
-    every pixel.
+    pixels the silent majority makes every candidate look calibrated; a candidate that
+    predicts no pixel that high scores 0 there, and the ECE over all pixels breaks ties), and
+    is refitted on every pixel.
 
     Returns
     -------
@@ -121,7 +122,10 @@ def choose_calibration(probabilities, labels, seed=0):
     for method in ("none", "platt", "isotonic"):
         fitted = _fit(method, probabilities[half], labels[half], seed)
         scores[method] = _ece(_apply(fitted, probabilities[~half]), labels[~half])
-    best = min(scores, key=lambda m: np.nan_to_num(scores[m]["confident"], nan=np.inf))
+    # a map that never reaches 0.1 makes no confident claim to get wrong (NaN -> 0); on a tie
+    # the ECE over all pixels decides
+    best = min(scores, key=lambda m: (np.nan_to_num(scores[m]["confident"], nan=0.0),
+                                      scores[m]["all"]))
     calibration = _fit(best, probabilities, labels, seed)
     calibration["held_out_ece"] = scores
     return calibration
