@@ -9,7 +9,7 @@ RESULTS_DIR/<RUN_NAME>/model/logs``).  An existing model is never replaced witho
 
 import sys
 
-from meg_unet.cli import load_config_or_exit, new_parser, setup_logging
+from meg_unet.cli import new_parser, run_main
 
 
 def build_parser():
@@ -26,19 +26,18 @@ def build_parser():
 
 def main(argv=None):
     """Run the script; ``argv`` defaults to the command line.  Returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.verbose)
-    config = load_config_or_exit(parser, args)
+    return run_main(
+        build_parser(),
+        argv,
+        _train,
+        interrupted="go on with: train_network.py --resume (with the same --config/--set)",
+    )
 
-    from meg_unet.data_provider import DataError
+
+def _train(args, config, logger):
     from meg_unet.network.training import train
 
-    try:
-        train(config, overwrite=args.overwrite, resume=args.resume)
-    except (DataError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        parser.exit(1, f"{parser.prog}: error: {exc}\n")
-    return 0
+    train(config, overwrite=args.overwrite, resume=args.resume)
 
 
 if __name__ == "__main__":
