@@ -504,7 +504,7 @@ def _read_estimate(path, src_vertno, hemispheres):
     """Read one ``-stc.h5`` file and return the rows of the hemisphere(s), float32."""
     import mne
 
-    stc = read_with(mne.read_source_estimate, path, "source estimate", _RESIMULATE)
+    stc = read_with(mne.read_source_estimate, path, "a source estimate", _RESIMULATE)
     if not isinstance(stc, mne.SourceEstimate):
         raise DataError(f"{path} holds a {type(stc).__name__}, not a surface SourceEstimate")
     rows = []
@@ -610,7 +610,7 @@ class DataProvider:
 
         hemispheres = _hemispheres(config.hemisphere)
         self.src = read_with(
-            mne.read_source_spaces, files["src"], "source space", _RESIMULATE, verbose=False
+            mne.read_source_spaces, files["src"], "a source space", _RESIMULATE, verbose=False
         )
         src_vertno = {hemi: self.src[_HEMI_INDEX[hemi]]["vertno"] for hemi in ("lh", "rh")}
         manifest_vertices = self.manifest.get("vertices", {})

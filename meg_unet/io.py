@@ -132,7 +132,7 @@ def read_with(reader, path, what, remedy, *args, **kwargs):
     path : path-like
         The file.
     what : str
-        What the file should be, e.g. ``"source estimate"``.
+        What the file should be, with its article, e.g. ``"a source estimate"``.
     remedy : str
         How to get a readable file, e.g. ``"rerun simulate_data.py"``.
     *args, **kwargs
@@ -154,7 +154,7 @@ def read_with(reader, path, what, remedy, *args, **kwargs):
         raise
     except Exception as exc:  # any failure of a third-party reader means: this file is bad
         raise FileError(
-            f"{path} cannot be read as a {what} ({describe_exception(exc)}); {remedy}"
+            f"{path} cannot be read as {what} ({describe_exception(exc)}); {remedy}"
         ) from exc
 
 
@@ -277,14 +277,14 @@ def read_raw_recording(fname):
 
     fname = Path(fname)
     readers = _raw_reader_names(fname)
-    what = "raw recording" + (f" by {readers}, the reader of its extension" if readers else "")
+    what = "a raw recording" + (f" by {readers}, the reader of its extension" if readers else "")
     raw = read_with(mne.io.read_raw, fname, what, _RAW_REMEDY, preload=False, verbose=False)
     try:
         raw.get_data(start=raw.n_times - 1, stop=raw.n_times)
     except Exception as exc:  # a reader failing on the file's data: truncated or damaged
         raise FileError(
-            f"{fname} is truncated or damaged: its last sample ({raw.n_times} samples) cannot "
-            f"be read ({describe_exception(exc)}); copy or export the recording again"
+            f"{fname} is truncated or damaged: its last sample (number {raw.n_times - 1}) "
+            f"cannot be read ({describe_exception(exc)}); copy or export the recording again"
         ) from exc
     return raw
 
@@ -296,7 +296,7 @@ def read_evoked_recording(fname):
     return read_with(
         mne.read_evokeds,
         fname,
-        "evoked response (-ave.fif)",
+        "an evoked response (-ave.fif)",
         "give an evoked file that mne.read_evokeds reads (evoked.save('rec-ave.fif'))",
         condition=0,
         verbose=False,
@@ -310,7 +310,7 @@ def read_inverse(fname):
     return read_with(
         mne.minimum_norm.read_inverse_operator,
         fname,
-        "inverse operator (-inv.fif)",
+        "an inverse operator (-inv.fif)",
         "give a file written by mne.minimum_norm.write_inverse_operator",
         verbose=False,
     )
