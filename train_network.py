@@ -4,7 +4,8 @@ Reads ``DATA_DIR/<RUN_NAME>/{train,valid}/`` and writes ``RESULTS_DIR/<RUN_NAME>
 best.keras and last.keras checkpoints, history.csv, model.json (build arguments, settings,
 data checksums, class weights) and TensorBoard logs (``tensorboard --logdir
 RESULTS_DIR/<RUN_NAME>/model/logs``).  An existing model is never replaced without --overwrite;
---resume continues it from last.keras.
+--resume continues it from last.keras.  A training stopped before its first epoch ended
+leaves no checkpoint: --resume, or the same command again, then trains from the start.
 """
 
 import sys
@@ -19,7 +20,8 @@ def build_parser():
         "--resume",
         action="store_true",
         help="continue the run's model from last.keras (same optimizer state, epoch count "
-        "and settings; raise network.EPOCHS to train longer)",
+        "and settings; raise network.EPOCHS to train longer); with no finished epoch yet, "
+        "train from the start",
     )
     return parser
 
