@@ -80,7 +80,8 @@ CUSTOM_TRANS_FILE = None
 #: BEM solution or surfaces (-bem-sol.fif or -bem.fif); 3 layers when SENSORS = "meg+eeg".
 CUSTOM_BEM_FILE = None
 
-#: A recording (raw, epochs or evoked .fif) whose sensors are simulated.
+#: A recording (raw, epochs or evoked .fif) whose sensors are simulated; with ARTIFACTS = True
+#: it needs digitized head points (the ECG and EOG artifacts are placed on the head shape).
 CUSTOM_INFO_FILE = None
 
 # ----------------------------------------------------------------------------------------------

@@ -18,9 +18,10 @@ A rerun replaces the files of its own predictions folder and nothing else; --ove
 needed to replace an existing --out file.
 """
 
+import functools
 import sys
 
-from meg_unet.cli import load_config_or_exit, new_parser, setup_logging
+from meg_unet.cli import new_parser, run_main
 
 
 def build_parser():
@@ -70,42 +71,38 @@ def build_parser():
 def main(argv=None):
     """Run the script; ``argv`` defaults to the command line.  Returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.verbose)
-    config = load_config_or_exit(parser, args)
+    return run_main(parser, argv, functools.partial(_predict, parser))
+
+
+def _predict(parser, args, config, logger):
     recording = args.raw or args.evoked
     if recording and not args.inverse:
         parser.error("--raw and --evoked need --inverse FILE (an inverse operator)")
     if not recording and (args.inverse or args.out):
         parser.error("--inverse and --out go with --raw or --evoked")
 
-    from meg_unet.data_provider import DataError
     from meg_unet.prediction import predict_recording, predict_split
 
-    try:
-        if recording:
-            predict_recording(
-                args.model if args.model else config.run_results_dir,
-                args.inverse,
-                raw_fname=args.raw,
-                evoked_fname=args.evoked,
-                out_fname=args.out,
-                config=None if args.model else config,
-                which=args.checkpoint,
-                overwrite=args.overwrite,
-            )
-        else:
-            predict_split(
-                config,
-                model_dir=args.model,
-                data_dir=args.data,
-                n_images=args.n_images,
-                border=args.border,
-                which=args.checkpoint,
-            )
-    except (DataError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        parser.exit(1, f"{parser.prog}: error: {exc}\n")
-    return 0
+    if recording:
+        predict_recording(
+            args.model if args.model else config.run_results_dir,
+            args.inverse,
+            raw_fname=args.raw,
+            evoked_fname=args.evoked,
+            out_fname=args.out,
+            config=None if args.model else config,
+            which=args.checkpoint,
+            overwrite=args.overwrite,
+        )
+    else:
+        predict_split(
+            config,
+            model_dir=args.model,
+            data_dir=args.data,
+            n_images=args.n_images,
+            border=args.border,
+            which=args.checkpoint,
+        )
 
 
 if __name__ == "__main__":

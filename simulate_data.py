@@ -8,7 +8,7 @@ simulated with other settings is refused unless --overwrite.
 
 import sys
 
-from meg_unet.cli import load_config_or_exit, new_parser, setup_logging
+from meg_unet.cli import new_parser, run_main
 
 
 def build_parser():
@@ -26,20 +26,20 @@ def build_parser():
 
 def main(argv=None):
     """Run the script; ``argv`` defaults to the command line.  Returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logger = setup_logging(args.verbose)
-    config = load_config_or_exit(parser, args)
+    return run_main(
+        build_parser(),
+        argv,
+        _simulate,
+        interrupted="rerun the same command to go on (finished splits are kept)",
+    )
 
+
+def _simulate(args, config, logger):
     from meg_unet.simulation import simulate
 
-    try:
-        directories = simulate(config, splits=args.splits, overwrite=args.overwrite)
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        parser.exit(1, f"{parser.prog}: error: {exc}\n")
+    directories = simulate(config, splits=args.splits, overwrite=args.overwrite)
     for directory in directories:
         logger.info("split ready: %s", directory)
-    return 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ multi_dipole_dle.png. Figures newer than their inputs are kept unless --overwrit
 
 import sys
 
-from meg_unet.cli import load_config_or_exit, new_parser, setup_logging
+from meg_unet.cli import new_parser, run_main
 
 
 def build_parser():
@@ -21,22 +21,17 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run the script; ``argv`` defaults to the command line."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logger = setup_logging(args.verbose)
-    config = load_config_or_exit(parser, args)
+    """Run the script; ``argv`` defaults to the command line.  Returns the exit status."""
+    return run_main(build_parser(), argv, _visualize)
 
+
+def _visualize(args, config, logger):
     from meg_unet.visualization import make_figures
 
-    try:
-        paths = make_figures(config, pdf=args.pdf, overwrite=args.overwrite)
-    except (FileNotFoundError, ValueError) as exc:
-        parser.exit(1, f"{parser.prog}: error: {exc}\n")
+    paths = make_figures(config, pdf=args.pdf, overwrite=args.overwrite)
     logger.info(
         "%d file(s) written to %s", len(paths), config.run_results_dir / "figures"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,35 @@
-"""What the four scripts share: argument parsing, configuration loading and logging.
+"""What the four scripts share: argument parsing, configuration loading, logging, errors.
 
 Each script defines ``main(argv=None)`` over a parser from :func:`new_parser`, so tests and
-other programs call ``main([...])`` directly.
+other programs call ``main([...])`` directly, and runs its work through :func:`run_main`.
+
+Errors
+------
+:func:`error_boundary` is the one place where the scripts turn exceptions into messages:
+
+- an expected failure, one that the user's input caused, ends in one line
+  ``script: error: <message>`` naming the file or setting and the way out, with exit status
+  1 (2 for an invalid configuration).  Expected are :class:`meg_unet.errors.UserError` (and
+  so ``ConfigError``, ``DataError``, ``FileError``), the ``OSError`` subclasses that name a
+  path (``FileExistsError``, ``FileNotFoundError``, ``NotADirectoryError``,
+  ``IsADirectoryError``, ``PermissionError``), and a ``ValueError`` raised by meg-unet's own
+  code (its functions check their arguments at the top and say what to change);
+- anything else, a ``ValueError`` from inside NumPy, h5py or MNE included, is unexpected: a
+  bug, or a bad input that no check caught yet.  It keeps its full traceback;
+- ``--verbose`` prints the traceback of an expected failure too, above its line;
+- Ctrl-C ends in ``script: interrupted`` (exit status 130) and says how to go on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+import traceback
+from pathlib import Path
 
-from .config import ConfigError, add_config_arguments, config_from_args
+from .config import add_config_arguments, config_from_args
+from .errors import UserError
 
 LOGGER_NAME = "meg_unet"
 
@@ -46,12 +66,101 @@ def new_parser(description, prog=None, overwrite=True):
     return parser
 
 
-def load_config_or_exit(parser, args):
-    """Load the configuration, or exit with status 2 and the list of problems."""
+#: OSErrors that name the path at fault: a user's input, not a bug.
+PATH_ERRORS = (
+    FileExistsError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _raised_by_meg_unet(exc):
+    """Whether the innermost frame of ``exc``'s traceback is in the meg_unet package."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return _PACKAGE_DIR in Path(tb.tb_frame.f_code.co_filename).resolve().parents
+
+
+def is_expected(exc):
+    """Whether an exception is a failure the user caused, with a message for the user.
+
+    See the module docstring.
+    """
+    if isinstance(exc, (UserError, *PATH_ERRORS)):
+        return True
+    return isinstance(exc, ValueError) and _raised_by_meg_unet(exc)
+
+
+@contextlib.contextmanager
+def error_boundary(parser, verbose=False, interrupted=None):
+    """Turn the expected failures of a script's body into one line and an exit status.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The script's parser (its ``prog`` starts the line; ``parser.exit`` exits).
+    verbose : bool
+        Also print the traceback of an expected failure.
+    interrupted : str | None
+        What to do after Ctrl-C, e.g. ``"rerun with --resume to go on"``.
+
+    Notes
+    -----
+    An unexpected exception is re-raised after a line that says so, so that its traceback is
+    shown (and a test that calls ``main`` sees the exception itself).
+    """
+    prog = parser.prog
     try:
-        return config_from_args(args)
-    except ConfigError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+        yield
+    except KeyboardInterrupt:
+        hint = f"; {interrupted}" if interrupted else ""
+        parser.exit(130, f"{prog}: interrupted{hint}\n")
+    except Exception as exc:
+        if not is_expected(exc):
+            sys.stderr.write(
+                f"{prog}: unexpected error, probably a bug in meg-unet (or an input it does not "
+                "check yet); the traceback follows. Please report it with the command you ran.\n"
+            )
+            raise
+        if verbose:
+            traceback.print_exception(exc, file=sys.stderr)
+        parser.exit(getattr(exc, "exit_status", 1), f"{prog}: error: {exc}\n")
+
+
+def run_main(parser, argv, body, interrupted=None):
+    """Parse ``argv``, set up logging, load the configuration and run ``body``.
+
+    The configuration and the body run inside :func:`error_boundary`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        From :func:`new_parser`.
+    argv : list of str | None
+        The arguments; None takes the command line.
+    body : callable
+        ``body(args, config, logger)``; returns the exit status (None means 0).
+    interrupted : str | None
+        What to do after Ctrl-C (see :func:`error_boundary`).
+
+    Returns
+    -------
+    status : int
+        The exit status; failures exit through ``parser.exit`` (SystemExit).
+    """
+    args = parser.parse_args(argv)
+    logger = setup_logging(args.verbose)
+    with error_boundary(parser, args.verbose, interrupted):
+        config = config_from_args(args)
+        status = body(args, config, logger)
+    return 0 if status is None else status
 
 
 def setup_logging(verbose=False):
@@ -91,13 +200,14 @@ def analyze(argv=None):
 
     ``make demo`` calls this last (``python -m meg_unet.cli analyze``).
     """
+    parser = new_parser(analyze.__doc__, prog="python -m meg_unet.cli analyze", overwrite=False)
+    return run_main(parser, argv, _analyze)
+
+
+def _analyze(args, config, logger):
     import shutil
     import subprocess
-    from pathlib import Path
 
-    parser = new_parser(analyze.__doc__, prog="python -m meg_unet.cli analyze", overwrite=False)
-    args = parser.parse_args(argv)
-    config = load_config_or_exit(parser, args)
     metrics = config.run_results_dir / "predictions" / "metrics.csv"
     if not metrics.is_file():
         print(f"analyze: no {metrics} yet (predict.py writes it); skipping the R statistics.")

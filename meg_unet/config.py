@@ -3,6 +3,9 @@
 Nothing in :mod:`meg_unet` imports the user's ``config.py``: the scripts call
 :func:`load_config` and pass the returned object on.  The module imports only the standard
 library and :mod:`parameters`, so a bad configuration is reported in well under a second.
+Checks that look at the disk are as cheap: DATA_DIR and RESULTS_DIR must be folders (or
+creatable), and with ``HEAD_MODEL = "custom"`` the measurement info of CUSTOM_INFO_FILE is read
+(MNE is imported for that only) to check that it has what SENSORS and ARTIFACTS need.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import parameters.network
 import parameters.profiles
 import parameters.simulation
 
+from .errors import UserError
+
 HEAD_MODELS = ("fsaverage", "sample", "custom")
 SPACINGS = ("ico1", "ico2", "ico3", "ico4", "ico5", "oct5", "oct6")
 SENSOR_SETS = ("meg", "meg+eeg")
@@ -50,8 +55,10 @@ PARAMETER_MODULES = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration with one or more invalid settings; the message lists every problem."""
+
+    exit_status = 2
 
     def __init__(self, problems, source="config"):
         self.problems = list(problems)
@@ -750,6 +757,10 @@ def validate_settings(values, source="config", base_dir=None):
         ):
             if resolved[name] is None:
                 problems.append(f"{name}: must be set when HEAD_MODEL = 'custom'")
+    for name in ("DATA_DIR", "RESULTS_DIR"):
+        problems.extend(_folder_problems(name, resolved[name]))
+    if resolved["HEAD_MODEL"] == "custom":
+        problems.extend(_custom_file_problems(resolved))
     params, param_problems = _resolve_parameters(
         resolved["PROFILE"] if resolved["PROFILE"] in PROFILES else "quick",
         resolved["PARAMETERS"] if isinstance(resolved["PARAMETERS"], Mapping) else {},
@@ -769,6 +780,97 @@ def validate_settings(values, source="config", base_dir=None):
         source=str(source),
         parameters_lambda2_setting=resolved["LAMBDA2"],
     )
+
+
+def _folder_problems(name, path):
+    """A folder setting that points to a file, or below one (it could never be created)."""
+    if not isinstance(path, Path):
+        return []
+    for existing in (path, *path.parents):
+        if existing.exists():
+            break
+    else:
+        return []
+    if existing.is_dir():
+        return []
+    if existing == path:
+        return [
+            f"{name}: {str(path)!r} is a file, not a folder; set {name} to a folder (it is "
+            "created if missing)"
+        ]
+    return [
+        f"{name}: {str(path)!r} cannot be created because {str(existing)!r} is a file; set "
+        f"{name} to a folder"
+    ]
+
+
+def _custom_file_problems(resolved):
+    """Check the inputs of a custom head model that can be checked at once.
+
+    Paths must be of the right kind (a folder, or files); CUSTOM_INFO_FILE must be a FIF file
+    with MEG channels, EEG channels for ``SENSORS = "meg+eeg"``, and digitized head points for
+    ``ARTIFACTS = True`` (the simulated ECG and EOG need a head shape, ``mne.simulation.add_ecg``
+    fits a sphere to it).  A file that does not exist is left to the head-model step, which
+    names it at its start: the scripts after the simulation do not need these files.
+    """
+    problems = []
+    folder = resolved["CUSTOM_SUBJECTS_DIR"]
+    if isinstance(folder, Path) and folder.exists() and not folder.is_dir():
+        problems.append(
+            f"CUSTOM_SUBJECTS_DIR: {str(folder)!r} is a file; set it to the FreeSurfer "
+            "subjects folder"
+        )
+    for name in ("CUSTOM_TRANS_FILE", "CUSTOM_BEM_FILE", "CUSTOM_INFO_FILE"):
+        path = resolved[name]
+        if isinstance(path, Path) and path.is_dir():
+            problems.append(f"{name}: {str(path)!r} is a folder; set it to a .fif file")
+    path = resolved["CUSTOM_INFO_FILE"]
+    if problems or not isinstance(path, Path) or not path.is_file():
+        return problems
+    return _custom_info_problems(path, resolved["SENSORS"], resolved["ARTIFACTS"] is True)
+
+
+def _custom_info_problems(path, sensors, artifacts):
+    """What CUSTOM_INFO_FILE lacks for SENSORS and ARTIFACTS (reads its measurement info)."""
+    import warnings
+
+    import mne
+
+    try:
+        with warnings.catch_warnings():  # naming conventions; the problem is reported below
+            warnings.simplefilter("ignore")
+            info = mne.io.read_info(path, verbose=False)
+    except Exception as exc:  # any failure of MNE's reader: not a readable FIF file
+        return [
+            f"CUSTOM_INFO_FILE: {str(path)!r} cannot be read as a FIF recording "
+            f"({type(exc).__name__}: {exc}); set it to a raw, epochs or evoked .fif file of "
+            "the subject (read another format with MNE and save it as FIF)"
+        ]
+    problems = []
+    if len(mne.pick_types(info, meg=True, ref_meg=False, exclude=[])) == 0:
+        problems.append(
+            f"CUSTOM_INFO_FILE: {str(path)!r} has no MEG channels, whose positions the "
+            "simulation needs; set it to a recording of the subject with MEG channels"
+        )
+    if sensors == "meg+eeg" and len(mne.pick_types(info, meg=False, eeg=True, exclude=[])) == 0:
+        problems.append(
+            f"CUSTOM_INFO_FILE: {str(path)!r} has no EEG channels, but SENSORS = 'meg+eeg'; "
+            "set SENSORS = 'meg', or use a recording with EEG"
+        )
+    if artifacts:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "fitting may be inaccurate" is not a problem
+                mne.bem.get_fitting_dig(info, verbose=False)  # as add_ecg/add_eog fit them
+        except (ValueError, RuntimeError) as exc:
+            problems.append(
+                f"CUSTOM_INFO_FILE: {str(path)!r} has no usable digitized head points "
+                f"(MNE: {exc}), but ARTIFACTS = True places the simulated ECG and EOG with a "
+                "sphere fitted to the head shape; add the digitized head points to the "
+                "recording (e.g. the Polhemus head shape with raw.set_montage, then raw.save), "
+                "or set ARTIFACTS = False"
+            )
+    return problems
 
 
 def read_config_file(path):

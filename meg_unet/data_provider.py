@@ -40,7 +40,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .config import CLASS_WEIGHTINGS, NORMALIZE_OVER
-from .io import atomic_path, read_json, split_files
+from .errors import UserError
+from .io import atomic_path, changed_files, read_json, read_with, split_files
 
 logger = logging.getLogger("meg_unet")
 
@@ -67,8 +68,13 @@ _HEMI_INDEX = {"lh": 0, "rh": 1}
 # was measured 10-50x slower here (an NMF of 1000 x 162 samples: 5 s on 2 threads, 0.5 s on 1).
 
 
-class DataError(ValueError):
-    """A data split that is missing, incomplete, inconsistent with the config, or not finite."""
+class DataError(UserError, ValueError):
+    """A data split that is missing, damaged, inconsistent with the config, or not finite."""
+
+
+#: The way out of a damaged split: the simulation rebuilds a split whose files do not match
+#: the checksums of its manifest, without --overwrite.
+_RESIMULATE = "rerun simulate_data.py with this configuration to rebuild the split"
 
 
 # --------------------------------------------------------------------------------------------
@@ -515,7 +521,7 @@ def _read_estimate(path, src_vertno, hemispheres):
     """Read one ``-stc.h5`` file and return the rows of the hemisphere(s), float32."""
     import mne
 
-    stc = mne.read_source_estimate(path)
+    stc = read_with(mne.read_source_estimate, path, "a source estimate", _RESIMULATE)
     if not isinstance(stc, mne.SourceEstimate):
         raise DataError(f"{path} holds a {type(stc).__name__}, not a surface SourceEstimate")
     rows = []
@@ -607,11 +613,22 @@ class DataProvider:
                 f"the {split!r} split in {self.directory} is incomplete: missing "
                 + ", ".join(missing)
             )
-        self.manifest = read_json(files["manifest"])
+        self.manifest = read_json(files["manifest"], remedy=_RESIMULATE)
         _check_manifest(self.manifest, config, split, files["manifest"])
+        # a file that changed since the simulation wrote it (truncated by a full disk, an
+        # interrupted copy) is refused by name, before h5py or MNE fail on it
+        changed = changed_files(self.directory, self.manifest, [files[r].name for r in needed])
+        if changed:
+            raise DataError(
+                ", ".join(str(self.directory / name) for name in changed)
+                + f": damaged or changed since the simulation wrote it (its SHA-256 differs "
+                f"from the checksum in {files['manifest'].name}); {_RESIMULATE}"
+            )
 
         hemispheres = _hemispheres(config.hemisphere)
-        self.src = mne.read_source_spaces(files["src"], verbose=False)
+        self.src = read_with(
+            mne.read_source_spaces, files["src"], "a source space", _RESIMULATE, verbose=False
+        )
         src_vertno = {hemi: self.src[_HEMI_INDEX[hemi]]["vertno"] for hemi in ("lh", "rh")}
         manifest_vertices = self.manifest.get("vertices", {})
         for hemi in hemispheres:

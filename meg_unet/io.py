@@ -11,7 +11,9 @@ A run's data split lives in ``DATA_DIR/<run>/<split>/``::
     manifest.json               settings, seeds, versions, sfreq, SNR reached, lambda2,
                                 vertex numbers, activation windows, sample counts, checksums
 
-Every file opens with plain ``mne.read_*``.
+Every file opens with plain ``mne.read_*``.  The readers here name the file and the way out
+when it cannot be read (:class:`meg_unet.errors.FileError`), instead of letting an h5py or MNE
+traceback escape.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+
+from .errors import FileError, UserError
 
 SPLITS = ("train", "valid", "test")
 ESTIMATE_KINDS = ("mne", "dspm", "sloreta", "truth")
@@ -100,9 +104,88 @@ def write_json(path, data):
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
-def read_json(path):
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text())
+def read_json(path, remedy="rerun the step that wrote it"):
+    """Read a JSON file; a damaged one raises a FileError that names it and ``remedy``."""
+    text = Path(path).read_text()
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise FileError(f"{path} is not valid JSON ({exc}); {remedy}") from exc
+
+
+def describe_exception(exc):
+    """``"TypeName: message"``, or the type's name alone when the message is empty."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def read_with(reader, path, what, remedy, *args, **kwargs):
+    """Call ``reader(path, *args, **kwargs)``; a failure of the reader names the file.
+
+    Readers of h5py and MNE fail on a truncated, damaged or foreign file with messages that do
+    not name it (``OSError: Unable to synchronously open file``, a bare ``AssertionError``).
+
+    Parameters
+    ----------
+    reader : callable
+        The reader, e.g. ``mne.read_source_estimate``.
+    path : path-like
+        The file.
+    what : str
+        What the file should be, with its article, e.g. ``"a source estimate"``.
+    remedy : str
+        How to get a readable file, e.g. ``"rerun simulate_data.py"``.
+    *args, **kwargs
+        Passed to ``reader``.
+
+    Returns
+    -------
+    out
+        What the reader returns.
+
+    Raises
+    ------
+    FileError
+        If the reader raises anything but a :class:`meg_unet.errors.UserError`.
+    """
+    try:
+        return reader(path, *args, **kwargs)
+    except UserError:
+        raise
+    except Exception as exc:  # any failure of a third-party reader means: this file is bad
+        raise FileError(
+            f"{path} cannot be read as {what} ({describe_exception(exc)}); {remedy}"
+        ) from exc
+
+
+def changed_files(directory, manifest, names):
+    """Return those of ``names`` whose SHA-256 differs from the manifest's checksum.
+
+    Parameters
+    ----------
+    directory : path-like
+        The folder of the files and of the manifest.
+    manifest : dict
+        The manifest; its ``files`` entry maps file names to checksums.  A file it does not
+        list is not checked.
+    names : iterable of str
+        File names in ``directory``.
+
+    Returns
+    -------
+    changed : list of str
+        The names whose file is missing or whose content changed since the manifest was
+        written.
+    """
+    listed = manifest.get("files") or {}
+    changed = []
+    for name in names:
+        if name not in listed:
+            continue
+        path = Path(directory) / name
+        if not path.is_file() or sha256sum(path) != listed[name]:
+            changed.append(name)
+    return changed
 
 
 def _json_default(value):
@@ -145,3 +228,89 @@ def read_forward(fname, fixed, verbose=None):
             fwd, surf_ori=True, force_fixed=True, use_cps=True, verbose=verbose
         )
     return fwd
+
+
+# --------------------------------------------------------------------------------------------
+# Recordings given by the user
+# --------------------------------------------------------------------------------------------
+
+_RAW_REMEDY = (
+    "give a raw recording in a format that mne.io.read_raw reads by its file extension (a FIF "
+    "file such as rec_raw.fif, or EDF, BrainVision, CTF, ...), or read it with MNE's reader "
+    "for its format and save it as FIF (raw.save('rec_raw.fif'))"
+)
+
+
+def _raw_reader_names(fname):
+    """The MNE readers that ``mne.io.read_raw`` picks for a file's extension, as text."""
+    try:  # a private table of mne; without it the message just leaves the readers out
+        from mne.io._read_raw import _get_readers, split_name_ext
+
+        readers = _get_readers().get(split_name_ext(fname)[1], {})
+    except Exception:
+        return ""
+    return " or ".join(f"mne.io.{func.__name__} ({kind})" for kind, func in readers.items())
+
+
+def read_raw_recording(fname):
+    """Open a raw recording with the reader its extension names, and check that it is whole.
+
+    The data stay on disk (``preload=False``); the last sample is read once, so that a
+    truncated file is refused here, not after most of a long computation.
+
+    Parameters
+    ----------
+    fname : path-like
+        The recording.
+
+    Returns
+    -------
+    raw : mne.io.BaseRaw
+        The recording.
+
+    Raises
+    ------
+    FileError
+        If no reader takes the file, the reader fails, or its last sample cannot be read.
+    """
+    import mne
+
+    fname = Path(fname)
+    readers = _raw_reader_names(fname)
+    what = "a raw recording" + (f" by {readers}, the reader of its extension" if readers else "")
+    raw = read_with(mne.io.read_raw, fname, what, _RAW_REMEDY, preload=False, verbose=False)
+    try:
+        raw.get_data(start=raw.n_times - 1, stop=raw.n_times)
+    except Exception as exc:  # a reader failing on the file's data: truncated or damaged
+        raise FileError(
+            f"{fname} is truncated or damaged: its last sample (number {raw.n_times - 1}) "
+            f"cannot be read ({describe_exception(exc)}); copy or export the recording again"
+        ) from exc
+    return raw
+
+
+def read_evoked_recording(fname):
+    """Read the first condition of an evoked file (``-ave.fif``); a bad file is named."""
+    import mne
+
+    return read_with(
+        mne.read_evokeds,
+        fname,
+        "an evoked response (-ave.fif)",
+        "give an evoked file that mne.read_evokeds reads (evoked.save('rec-ave.fif'))",
+        condition=0,
+        verbose=False,
+    )
+
+
+def read_inverse(fname):
+    """Read an inverse operator (``-inv.fif``); a bad file is named."""
+    import mne
+
+    return read_with(
+        mne.minimum_norm.read_inverse_operator,
+        fname,
+        "an inverse operator (-inv.fif)",
+        "give a file written by mne.minimum_norm.write_inverse_operator",
+        verbose=False,
+    )

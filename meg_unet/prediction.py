@@ -65,7 +65,9 @@ import numpy as np
 from . import __version__
 from .calibration import apply_calibration
 from .detection import samples_to_source, write_detection_tables
+from .errors import UserError
 from .io import atomic_path, read_json, split_files, write_json
+from .io import read_evoked_recording, read_inverse, read_raw_recording
 
 logger = logging.getLogger("meg_unet")
 
@@ -115,7 +117,7 @@ _DEFAULT_SPLIT = "test"
 _SFREQ_RTOL = 1e-3
 
 
-class MismatchError(ValueError):
+class MismatchError(UserError, ValueError):
     """Data or a recording that differ from what a model was trained on; says what differs."""
 
 
@@ -1156,8 +1158,10 @@ def predict_recording(model_dir, inverse_fname, raw_fname=None, evoked_fname=Non
         If the inverse operator's source space (vertex numbers) or orientation, its sensor
         types (MEG vs MEG+EEG) or the recording's sampling rate differ from what the model
         was trained on; the message says what differs and what to do.
+    meg_unet.errors.FileError
+        If the recording or the inverse operator cannot be read (a format that the reader of
+        its extension does not take, a truncated or damaged file).
     """
-    import mne
     from threadpoolctl import threadpool_limits
 
     if (raw_fname is None) == (evoked_fname is None):
@@ -1176,14 +1180,15 @@ def predict_recording(model_dir, inverse_fname, raw_fname=None, evoked_fname=Non
             raise FileExistsError(f"{out_fname} exists; pass overwrite=True (--overwrite) to "
                                   "replace it")
 
-    trained = _load_model(model_dir, which, config)
-    inv = mne.minimum_norm.read_inverse_operator(inverse_fname, verbose=False)
+    # the user's files first: an unreadable or truncated one is refused before the model loads
+    inv = read_inverse(inverse_fname)
     if raw_fname is not None:
-        recording = mne.io.read_raw(raw_fname, preload=False, verbose=False)
+        recording = read_raw_recording(raw_fname)
         kind = "raw"
     else:
-        recording = mne.read_evokeds(evoked_fname, condition=0, verbose=False)
+        recording = read_evoked_recording(evoked_fname)
         kind = "evoked"
+    trained = _load_model(model_dir, which, config)
     _check_recording(trained, inv, recording, kind, recording_fname, inverse_fname)
 
     if out_fname is None:

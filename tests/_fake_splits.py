@@ -15,6 +15,7 @@ Example
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mne
@@ -214,3 +215,17 @@ def write_fake_run(config, src, n_samples=600, splits=SPLITS, random_state=0, **
         settings.update(kwargs)
         write_fake_split(config.run_data_dir / split, src, split, **settings)
     return config.run_data_dir
+
+
+def refresh_checksums(directory):
+    """Write the current checksums of a split's files into its manifest.
+
+    For tests that change a file on purpose and want it read, as if the simulation had
+    written it so (a damaged file keeps its old checksum and is refused before it is read).
+    """
+    path = Path(directory) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"] = {
+        name: sha256sum(Path(directory) / name) for name in manifest.get("files", {})
+    }
+    write_json(path, manifest)

@@ -270,3 +270,155 @@ def test_replace_revalidates():
     assert config.replace(SNR=1).lambda2 == 1
     with pytest.raises(ConfigError):
         config.replace(SPACING="ico9")
+
+
+# ---- settings checked against the disk --------------------------------------------------------
+
+
+def _files_before_and_after(tmp_path):
+    return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("name", ["DATA_DIR", "RESULTS_DIR"])
+def test_folder_setting_pointing_to_a_file_is_refused(tmp_path, name):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    with pytest.raises(ConfigError) as excinfo:
+        validate_settings({name: tmp_path / "notes.txt"})
+    message = str(excinfo.value)
+    assert f"{name}: {str(tmp_path / 'notes.txt')!r} is a file, not a folder" in message
+    assert f"set {name} to a folder" in message
+    # a folder below a file could never be created
+    with pytest.raises(ConfigError, match=f"{name}: .*cannot be created because .*notes.txt"):
+        validate_settings({name: tmp_path / "notes.txt" / "run"})
+    # a folder that does not exist yet is fine: it is created when needed
+    validate_settings({name: tmp_path / "new" / "folder"})
+    assert not (tmp_path / "new").exists()
+
+
+def test_data_dir_file_refused_by_the_script_fast_and_untouched(tmp_path):
+    """DATA_DIR pointing to a file: one message from the script, in under 2 s, nothing written."""
+    (tmp_path / "data").write_text("a file where the data folder should be")
+    path = write_config(tmp_path, 'DATA_DIR = "data"\nRESULTS_DIR = "results"\n')
+    before = _files_before_and_after(tmp_path)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "simulate_data.py"), "--config", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 2, proc.stderr
+    assert "DATA_DIR:" in proc.stderr and "is a file, not a folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _files_before_and_after(tmp_path) == before
+    assert elapsed < 2, elapsed
+
+
+def _recording(path, dig="head shape", eeg=False):
+    """Save a short recording with two MEG channels (and one EEG channel).
+
+    ``dig``: "head shape" (fiducials and 30 head points), "fiducials" (only the three
+    anatomical landmarks, as many exported files) or None (no digitization at all).
+    """
+    import mne
+    import numpy as np
+
+    names, kinds = ["MEG 0111", "MEG 0112"], ["mag", "grad"]
+    if eeg:
+        names, kinds = names + ["EEG 001"], kinds + ["eeg"]
+    raw = mne.io.RawArray(np.zeros((len(names), 10)), mne.create_info(names, 600.0, kinds),
+                          verbose=False)
+    if dig is not None:
+        points = np.random.default_rng(0).standard_normal((30, 3))
+        points[:, 2] = np.abs(points[:, 2])
+        points *= 0.09 / np.linalg.norm(points, axis=1, keepdims=True)
+        montage = mne.channels.make_dig_montage(
+            nasion=[0, 0.09, 0], lpa=[-0.08, 0, 0], rpa=[0.08, 0, 0],
+            hsp=points if dig == "head shape" else None, coord_frame="head",
+        )
+        raw.set_montage(montage, on_missing="ignore")
+    raw.save(path, verbose=False)
+    return path
+
+
+def _custom_settings(tmp_path, info_file, **extra):
+    values = {
+        "HEAD_MODEL": "custom",
+        "CUSTOM_SUBJECTS_DIR": tmp_path,
+        "CUSTOM_SUBJECT": "subject",
+        "CUSTOM_TRANS_FILE": tmp_path / "subject-trans.fif",
+        "CUSTOM_BEM_FILE": tmp_path / "subject-bem-sol.fif",
+        "CUSTOM_INFO_FILE": info_file,
+        "DATA_DIR": tmp_path / "data",
+        "RESULTS_DIR": tmp_path / "results",
+    }
+    values.update(extra)
+    return values
+
+
+@pytest.mark.parametrize("dig", ["fiducials", None])
+def test_custom_recording_without_head_points_is_refused_with_artifacts(tmp_path, dig):
+    info_file = _recording(tmp_path / "sensors_raw.fif", dig=dig)
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as excinfo:
+        validate_settings(_custom_settings(tmp_path, info_file))
+    assert time.perf_counter() - start < 2
+    message = str(excinfo.value)
+    assert f"CUSTOM_INFO_FILE: {str(info_file)!r} has no usable digitized head points" in message
+    assert "ARTIFACTS = True" in message and "or set ARTIFACTS = False" in message
+    # the ways out: no artifacts, or a recording with a head shape
+    validate_settings(_custom_settings(tmp_path, info_file, ARTIFACTS=False))
+    validate_settings(_custom_settings(tmp_path, _recording(tmp_path / "dig_raw.fif")))
+
+
+def test_custom_recording_must_have_the_configured_sensors(tmp_path):
+    info_file = _recording(tmp_path / "meg_raw.fif")
+    with pytest.raises(ConfigError, match="CUSTOM_INFO_FILE: .*has no EEG channels, but "
+                                          "SENSORS = 'meg\\+eeg'; set SENSORS = 'meg'"):
+        validate_settings(_custom_settings(tmp_path, info_file, SENSORS="meg+eeg"))
+    validate_settings(_custom_settings(tmp_path, _recording(tmp_path / "eeg_raw.fif", eeg=True),
+                                       SENSORS="meg+eeg"))
+
+
+def test_custom_files_of_the_wrong_kind_are_refused(tmp_path):
+    (tmp_path / "recording.txt").write_text("time,MEG 0111\n0,1e-12\n")
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "bem").mkdir()
+    with pytest.raises(ConfigError) as excinfo:
+        validate_settings(_custom_settings(
+            tmp_path, tmp_path / "recording.txt", CUSTOM_BEM_FILE=tmp_path / "bem"
+        ))
+    message = str(excinfo.value)
+    assert "CUSTOM_BEM_FILE: " in message and "is a folder; set it to a .fif file" in message
+    with pytest.raises(ConfigError) as excinfo:
+        validate_settings(_custom_settings(
+            tmp_path, tmp_path / "recording.txt", CUSTOM_SUBJECTS_DIR=tmp_path / "a_file"
+        ))
+    message = str(excinfo.value)
+    assert "CUSTOM_SUBJECTS_DIR: " in message and "is a file" in message
+    with pytest.raises(ConfigError) as excinfo:
+        validate_settings(_custom_settings(tmp_path, tmp_path / "recording.txt"))
+    message = str(excinfo.value)
+    assert "recording.txt' cannot be read as a FIF recording" in message
+    assert "save it as FIF" in message
+
+
+def test_custom_recording_refused_by_the_script_fast_and_untouched(tmp_path):
+    """The issue's case: sensors without a head shape and ARTIFACTS on, via simulate_data.py."""
+    info_file = _recording(tmp_path / "sensors_raw.fif", dig="fiducials")
+    lines = [f"{key} = {str(value)!r}" if isinstance(value, Path) else f"{key} = {value!r}"
+             for key, value in _custom_settings(tmp_path, info_file).items()]
+    path = write_config(tmp_path, "\n".join(lines) + "\n")
+    before = _files_before_and_after(tmp_path)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "simulate_data.py"), "--config", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 2, proc.stderr
+    assert "CUSTOM_INFO_FILE" in proc.stderr and "set ARTIFACTS = False" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _files_before_and_after(tmp_path) == before
+    assert elapsed < 2, elapsed

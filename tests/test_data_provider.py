@@ -2,12 +2,13 @@
 
 import json
 import logging
+import re
 import types
 
 import mne
 import numpy as np
 import pytest
-from _fake_splits import write_fake_run, write_fake_split
+from _fake_splits import refresh_checksums, write_fake_run, write_fake_split
 from _settings import tiny_run_settings
 
 from meg_unet.config import validate_settings
@@ -18,6 +19,7 @@ from meg_unet.data_provider import (
     Preprocessing,
     class_weights,
 )
+from meg_unet.errors import FileError
 from meg_unet.io import split_files
 
 T_STEPS = 64  # the tiny profile's tile width
@@ -382,7 +384,52 @@ def test_nan_in_a_source_estimate_names_the_file(tmp_path, src):
     stc.data[170, 3] = np.nan
     stc.data[171, 3] = np.inf
     stc.save(fname, ftype="h5", overwrite=True, verbose=False)
+    refresh_checksums(fname.parent)  # as if the simulation had written the NaN
     with pytest.raises(DataError, match="train-dspm-stc.h5 holds 2 NaN or infinite values"):
+        DataProvider(config, "train")
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("name", ["train-mne-stc.h5", "train-truth-stc.h5", "train-src.fif"])
+def test_damaged_file_is_named_before_it_is_read(tmp_path, src, name):
+    config = make_config(tmp_path)
+    write_fake_run(config, src, n_samples=100, splits=("train",))
+    path = config.run_data_dir / "train" / name
+    _truncate(path)
+    with pytest.raises(DataError) as excinfo:
+        DataProvider(config, "train")
+    message = str(excinfo.value)
+    assert str(path) in message and "checksum in manifest.json" in message
+    assert "rerun simulate_data.py" in message
+
+
+def test_damaged_file_without_a_checksum_is_named_by_its_reader(tmp_path, src):
+    """A manifest without checksums: h5py's error on the truncated file names the file."""
+    config = make_config(tmp_path)
+    write_fake_run(config, src, n_samples=100, splits=("train",))
+    directory = config.run_data_dir / "train"
+    manifest = json.loads((directory / "manifest.json").read_text())
+    del manifest["files"]
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    path = directory / "train-dspm-stc.h5"
+    _truncate(path)
+    with pytest.raises(FileError) as excinfo:
+        DataProvider(config, "train")
+    message = str(excinfo.value)
+    assert message.startswith(f"{path} cannot be read as a source estimate (OSError")
+    assert "rerun simulate_data.py" in message
+
+
+def test_damaged_manifest_is_named(tmp_path, src):
+    config = make_config(tmp_path)
+    write_fake_run(config, src, n_samples=100, splits=("train",))
+    path = config.run_data_dir / "train" / "manifest.json"
+    path.write_text(path.read_text()[:50])
+    with pytest.raises(FileError, match=re.escape(str(path)) + " is not valid JSON .*rerun"):
         DataProvider(config, "train")
 
 

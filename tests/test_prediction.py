@@ -430,3 +430,42 @@ def test_script_end_to_end(run, tmp_path):
     with pytest.raises(SystemExit) as excinfo:
         predict.main(["--config", str(config_file), "--raw", "x_raw.fif"])
     assert excinfo.value.code == 2
+
+
+@pytest.mark.filterwarnings("ignore:.*(Invalid tag|naming conventions):RuntimeWarning")
+def test_foreign_or_truncated_recording_refused_by_name(run, tmp_path, capsys):
+    """A text file, a FIF file cut in half or a raw file given as the inverse: one line each,
+    naming the file and the way out, before the model loads and before anything is written."""
+    shutil.copytree(run.run_results_dir / "model", tmp_path / "results" / "meg" / "model")
+    values = tiny_settings(tmp_path)
+    values["DATA_DIR"] = run.data_dir
+    config_file = write_config_file(tmp_path / "config.py", values)
+    split_dir = run.data_dir / "meg" / "test"
+    raw_file, inverse = split_dir / "test_raw.fif", split_dir / "test-inv.fif"
+    text = tmp_path / "recording.txt"
+    text.write_text("time,MEG 0111\n0.000,1e-12\n")
+    half = tmp_path / "half_raw.fif"
+    data = raw_file.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+
+    cases = [
+        (["--raw", str(text), "--inverse", str(inverse)],
+         [f"{text} cannot be read as a raw recording by mne.io.read_raw_boxy", "save it as FIF"]),
+        (["--raw", str(half), "--inverse", str(inverse)],
+         [f"{half} is truncated or damaged: its last sample", "export the recording again"]),
+        (["--evoked", str(half), "--inverse", str(inverse)],
+         [f"{half} cannot be read as an evoked response", "evoked.save"]),
+        (["--raw", str(raw_file), "--inverse", str(raw_file)],
+         [f"{raw_file} cannot be read as an inverse operator", "write_inverse_operator"]),
+    ]
+    for options, fragments in cases:
+        with pytest.raises(SystemExit) as excinfo:
+            predict.main(["--config", str(config_file), *options])
+        assert excinfo.value.code == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        line = err.strip().splitlines()[-1]
+        assert line.startswith("predict.py: error: "), err
+        for fragment in fragments:
+            assert fragment in line, line
+    assert not (tmp_path / "results" / "meg" / "predictions").exists()

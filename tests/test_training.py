@@ -2,6 +2,9 @@
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -12,6 +15,7 @@ from _settings import tiny_run_settings
 
 from meg_unet.config import validate_settings
 from meg_unet.data_provider import DataError, DataProvider
+from meg_unet.network import training
 from meg_unet.network.training import (
     WeightedCategoricalCrossentropy,
     compile_model,
@@ -295,10 +299,108 @@ def test_resume_refuses_other_training_data(trained, tmp_path, tiny_head_model):
         train(config.replace(PARAMETERS={"network.EPOCHS": 5}), resume=True)
 
 
-def test_resume_needs_a_model(tmp_path):
-    config = validate_settings(tiny_settings(tmp_path))
-    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+def test_resume_without_a_checkpoint_names_the_way_out(trained, tmp_path):
+    """Epochs recorded but last.keras gone: nothing to resume from, and --overwrite is named."""
+    config = copy_run(trained[0], tmp_path)
+    (config.run_results_dir / "model" / "last.keras").unlink()
+    with pytest.raises(FileNotFoundError, match="nothing to resume .*last.keras missing; start "
+                                                "again with --overwrite"):
         train(config, resume=True)
+
+
+_KILL_BEFORE_THE_FIRST_CHECKPOINT = """
+import os, signal, sys
+import keras
+import meg_unet.network.training as training
+import train_network
+
+callbacks = training._callbacks
+
+
+class KillInTheFirstEpoch(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, as with the OOM killer or kill -9
+
+
+training._callbacks = lambda *args: callbacks(*args) + [KillInTheFirstEpoch()]
+sys.exit(train_network.main(sys.argv[1:]))
+"""
+
+
+def _interrupted_model_folder(model_dir):
+    """Check what a training stopped in its first epoch leaves, and return the file names."""
+    names = {p.name for p in model_dir.iterdir()}
+    assert {"model.json", "preprocessing.npz"} <= names
+    assert not {"last.keras", "best.keras"} & names
+    assert read_history(model_dir / "history.csv") == []
+    return names
+
+
+def test_training_killed_before_its_first_checkpoint_goes_on(trained, tmp_path):
+    """kill -9 during the first epoch; then --resume trains from the start."""
+    root = Path(train_network.__file__).resolve().parent
+    config = trained[0].replace(DATA_DIR=trained[0].data_dir, RESULTS_DIR=tmp_path / "results")
+    config_file = write_config_file(tmp_path, DATA_DIR=config.data_dir,
+                                    RESULTS_DIR=config.results_dir)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_BEFORE_THE_FIRST_CHECKPOINT, "--config", str(config_file)],
+        cwd=root, capture_output=True, text=True,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    model_dir = config.run_results_dir / "model"
+    _interrupted_model_folder(model_dir)
+
+    assert train_network.main(["--config", str(config_file), "--resume"]) == 0
+    history = read_history(model_dir / "history.csv")
+    assert [row["epoch"] for row in history] == list(range(config.network.EPOCHS))
+    assert (model_dir / "last.keras").is_file()
+
+
+def test_ctrl_c_in_the_first_epoch_says_how_to_go_on(trained, tmp_path, monkeypatch, capsys):
+    config = trained[0].replace(DATA_DIR=trained[0].data_dir, RESULTS_DIR=tmp_path / "results")
+    config_file = write_config_file(tmp_path, DATA_DIR=config.data_dir,
+                                    RESULTS_DIR=config.results_dir)
+    callbacks = training._callbacks
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_callbacks", lambda *args: callbacks(*args) + [CtrlC()])
+    with pytest.raises(SystemExit) as excinfo:
+        train_network.main(["--config", str(config_file)])
+    assert excinfo.value.code == 130
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == ("train_network.py: interrupted; go on with: train_network.py --resume "
+                    "(with the same --config/--set)")
+    model_dir = config.run_results_dir / "model"
+    _interrupted_model_folder(model_dir)
+    # the same command again goes on: the folder of a stopped start is no model to protect
+    monkeypatch.undo()
+    assert train_network.main(["--config", str(config_file)]) == 0
+    history = read_history(model_dir / "history.csv")
+    assert [row["epoch"] for row in history] == list(range(config.network.EPOCHS))
+
+
+def test_damaged_training_data_named_by_the_script(trained, tmp_path, capsys):
+    """A truncated data file: one line naming it and simulate_data.py; the model is kept."""
+    config = copy_run(trained[0], tmp_path)
+    path = config.run_data_dir / "train" / "train-dspm-stc.h5"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    model_dir = config.run_results_dir / "model"
+    before = {p.name: p.stat().st_mtime_ns for p in model_dir.iterdir()}
+    config_file = write_config_file(tmp_path)
+    for options in (["--overwrite"], ["--resume", "--set", "network.EPOCHS=9"]):
+        with pytest.raises(SystemExit) as excinfo:
+            train_network.main(["--config", str(config_file), *options])
+        assert excinfo.value.code == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        line = err.strip().splitlines()[-1]
+        assert line.startswith(f"train_network.py: error: {path}: damaged or changed since")
+        assert "rerun simulate_data.py" in line
+    assert {p.name: p.stat().st_mtime_ns for p in model_dir.iterdir()} == before
 
 
 def test_overwrite_replaces_the_model(trained, tmp_path):

@@ -44,7 +44,7 @@ import numpy as np
 from keras import ops
 
 from ..data_provider import DataProvider, GeneratorDataProvider, Preprocessing, class_weights
-from ..io import read_json, write_json
+from ..io import read_json, read_with, write_json
 from .unet import build_unet
 
 logger = logging.getLogger("meg_unet")
@@ -63,6 +63,9 @@ __all__ = [
 
 #: Version of the model.json layout.
 SIDECAR_FORMAT = 1
+
+#: The way out of a damaged checkpoint.
+_RETRAIN = "train again with train_network.py --overwrite"
 
 #: Hyperparameters that may change when a training is resumed: how long and how it runs, not
 #: what it learns.
@@ -390,8 +393,10 @@ def load_trained_model(model_dir, which="best", config=None):
             raise ValueError(
                 f"the model in {paths['dir']} was trained with other settings:\n  - "
                 + "\n  - ".join(problems)
+                + "\nUse the settings it was trained with, or train it again with them "
+                "(train_network.py --overwrite)"
             )
-    model = keras.saving.load_model(paths[which])
+    model = read_with(keras.saving.load_model, paths[which], "a Keras model", _RETRAIN)
     preprocessing = Preprocessing.load(paths["preprocessing"])
     return model, sidecar, preprocessing
 
@@ -586,9 +591,20 @@ def _holds_files(model_dir):
     return model_dir.exists() and any(model_dir.iterdir())
 
 
+def _holds_model(paths):
+    """Whether the folder holds a checkpoint or a finished epoch (more than a stopped start).
+
+    A training stopped before its first epoch ended leaves model.json, preprocessing.npz and
+    an empty history.csv: nothing that a fresh start would lose.
+    """
+    return (
+        paths["last"].exists() or paths["best"].exists() or bool(read_history(paths["history"]))
+    )
+
+
 def _check_fresh_folder(paths, overwrite):
     """Refuse, before any work, to start a fresh model where one exists (unless overwrite)."""
-    if _holds_files(paths["dir"]) and not overwrite:
+    if _holds_model(paths) and not overwrite:
         raise FileExistsError(
             f"{paths['dir']} already holds a model; continue it with --resume, replace it with "
             "--overwrite, or use another RUN_NAME"
@@ -599,7 +615,11 @@ def _prepare_fresh_folder(paths):
     """Empty the model folder (after the data loaded, so a data error keeps the old model)."""
     model_dir = paths["dir"]
     if _holds_files(model_dir):
-        logger.warning("--overwrite: removing the earlier model in %s", model_dir)
+        if read_history(paths["history"]):
+            logger.warning("--overwrite: removing the earlier model in %s", model_dir)
+        else:
+            logger.warning("removing what a training stopped in its first epoch left in %s",
+                           model_dir)
         shutil.rmtree(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
 
@@ -661,7 +681,9 @@ def train(config, overwrite=False, resume=False):
     resume : bool
         Continue from ``last.keras`` with its optimizer state, at the epoch after the last one
         in ``history.csv``.  Refused if the architecture, the settings (other than EPOCHS and
-        EARLY_STOPPING_PATIENCE) or the training data differ from the saved model's.
+        EARLY_STOPPING_PATIENCE) or the training data differ from the saved model's.  When no
+        epoch has finished yet (no folder, or a training stopped during its first epoch),
+        training starts from the beginning; so does a fresh run in such a folder.
 
     Returns
     -------
@@ -673,12 +695,18 @@ def train(config, overwrite=False, resume=False):
     paths = model_paths(config.run_results_dir / "model")
     epochs = config.network.EPOCHS
     initial_epoch, best, wait = 0, None, 0
+    if resume and not read_history(paths["history"]):
+        # stopped before the first epoch was recorded: there is nothing to go on from
+        logger.warning("%s: no finished epoch to resume from; training from the start",
+                       paths["dir"])
+        resume, overwrite = False, True
     if resume:
         missing = [p.name for p in (paths["last"], paths["sidecar"], paths["preprocessing"])
                    if not p.is_file()]
         if missing:
             raise FileNotFoundError(
-                f"nothing to resume in {paths['dir']}: {', '.join(missing)} missing"
+                f"nothing to resume in {paths['dir']}: {', '.join(missing)} missing; start "
+                "again with --overwrite (or use another RUN_NAME)"
             )
         saved = read_json(paths["sidecar"])
         check_compatible(saved, {"settings": config.result_settings()})
@@ -754,7 +782,7 @@ def train(config, overwrite=False, resume=False):
     with scope:
         if resume:
             logger.info("resuming %s at epoch %d", paths["last"], initial_epoch)
-            model = keras.saving.load_model(paths["last"])
+            model = read_with(keras.saving.load_model, paths["last"], "a Keras model", _RETRAIN)
         else:
             model = build_unet(**arguments)
             compile_model(model, config, weights, len(train_stream))

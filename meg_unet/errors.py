@@ -1,0 +1,30 @@
+"""The exceptions of failures that a user causes and can fix.
+
+Each message names the file or setting at fault and the way out.  The scripts turn these into
+one ``script: error: ...`` line (see :func:`meg_unet.cli.error_boundary`); any other exception
+is a bug and keeps its traceback.  This module imports nothing, so that
+:mod:`meg_unet.config` stays fast to import.
+
+- :class:`UserError`: the base of the family.
+- :class:`meg_unet.config.ConfigError`: invalid settings (exit status 2, as argparse's errors).
+- :class:`meg_unet.data_provider.DataError`: a data split that is missing, damaged or
+  inconsistent with the configuration.
+- :class:`FileError`: a file that its reader cannot read (a foreign format, truncated,
+  damaged).
+"""
+
+
+class UserError(Exception):
+    """A failure caused by an input the user gave; the message says what to change.
+
+    Attributes
+    ----------
+    exit_status : int
+        The status a script exits with (1; 2 for configuration errors).
+    """
+
+    exit_status = 1
+
+
+class FileError(UserError, ValueError):
+    """A file that cannot be read as what it should be: the message names it and the remedy."""
