@@ -98,7 +98,7 @@ compare on exactly the same samples.
 Threads and timing
 ------------------
 The solver calls run under ``threadpoolctl.threadpool_limits(n_jobs)`` (1 by default: on 2
-cores BLAS threads fight other work, see DESIGN.md).  Each window's call of
+cores BLAS threads fight other work).  Each window's call of
 :func:`apply_baseline` (building the window's evoked, the solver, scattering into rows) is timed
 with :func:`time.perf_counter`; the one-off work per split (eLORETA weights, prepared inverse
 operators, LCMV data covariance and filter) is timed separately as window ``-1``, with the

@@ -514,7 +514,7 @@ class SimulationModel:
         from threadpoolctl import threadpool_limits
 
         # BLAS threads fight MNE's own workers on small machines: the inverse operator's SVD ran
-        # 20x faster with one thread than with two on 2 cores (DESIGN.md, pitfalls).
+        # 20x faster with one thread than with two on 2 cores (measured on this stack).
         with threadpool_limits(limits=max(1, self.config.n_jobs)):
             self._simulate_into(split, partial)
         if final.exists():
