@@ -38,7 +38,7 @@ import numpy as np
 from .detection import (
     apply_isotonic,
     apply_platt,
-    expected_calibration_error,
+    calibration_errors,
     false_alarm_threshold,
     fit_isotonic,
     fit_platt,
@@ -91,16 +91,6 @@ def _fit(method, probabilities, labels, seed):
     return {"method": "none"}
 
 
-def _ece(probabilities, labels):
-    """ECE over all pixels, and over those predicted at least 0.1 (where a user looks)."""
-    confident = probabilities >= 0.1
-    return {
-        "all": expected_calibration_error(probabilities, labels),
-        "confident": (expected_calibration_error(probabilities[confident], labels[confident])
-                      if confident.any() else float("nan")),
-    }
-
-
 def choose_calibration(probabilities, labels, seed=0):
     """Fit each calibration on half of the pixels, keep the best on the other half, refit.
 
@@ -121,7 +111,7 @@ def choose_calibration(probabilities, labels, seed=0):
     scores = {}
     for method in ("none", "platt", "isotonic"):
         fitted = _fit(method, probabilities[half], labels[half], seed)
-        scores[method] = _ece(_apply(fitted, probabilities[~half]), labels[~half])
+        scores[method] = calibration_errors(_apply(fitted, probabilities[~half]), labels[~half])
     # a map that never reaches 0.1 makes no confident claim to get wrong (NaN -> 0); on a tie
     # the ECE over all pixels decides
     best = min(scores, key=lambda m: (np.nan_to_num(scores[m]["confident"], nan=0.0),
@@ -174,8 +164,8 @@ def calibrate_detection(config, model_dir=None, which="best", progress=True):
     kept[border : labels.shape[0] - border] = layout.evaluated(border)[np.newaxis]
     calibration = choose_calibration(raw[kept], labels[kept], seed=model_config.seed)
     calibrated = _apply(calibration, raw)
-    calibration["ece_before"] = _ece(raw[kept], labels[kept])
-    calibration["ece_after"] = _ece(calibrated[kept], labels[kept])
+    calibration["ece_before"] = calibration_errors(raw[kept], labels[kept])
+    calibration["ece_after"] = calibration_errors(calibrated[kept], labels[kept])
     record = {"false_alarm_rate": float(rate), "calibration": calibration}
     estimates = _split_estimates(provider, provider.directory, "valid")
     estimates["unet"] = calibrated

@@ -40,6 +40,7 @@ __all__ = [
     "DETECTION_COLUMNS",
     "apply_isotonic",
     "apply_platt",
+    "calibration_errors",
     "detection_summary",
     "expected_calibration_error",
     "false_alarm_threshold",
@@ -83,6 +84,20 @@ def apply_platt(probabilities, slope, intercept):
     return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)  # a sigmoid without overflow
 
 
+def _calibration_pixels(probabilities, labels, max_pixels, seed):
+    """Flat float64 probabilities and bool labels, at most ``max_pixels`` of them (seeded)."""
+    p = np.asarray(probabilities, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=bool).ravel()
+    if p.shape != y.shape:
+        raise ValueError(f"probabilities and labels differ in size: {p.size} and {y.size}")
+    if not y.any() or y.all():
+        raise ValueError("calibration needs active and silent pixels, but got only one class")
+    if p.size > max_pixels:
+        keep = np.random.default_rng(seed).choice(p.size, size=max_pixels, replace=False)
+        p, y = p[keep], y[keep]
+    return p, y
+
+
 def fit_platt(probabilities, labels, max_pixels=2_000_000, seed=0):
     """Fit Platt scaling of the probability of "active" on labelled pixels.
 
@@ -105,15 +120,8 @@ def fit_platt(probabilities, labels, max_pixels=2_000_000, seed=0):
     """
     from scipy.optimize import minimize
 
-    z = _logit(probabilities).ravel()
-    y = np.asarray(labels, dtype=bool).ravel()
-    if z.shape != y.shape:
-        raise ValueError(f"probabilities and labels differ in size: {z.size} and {y.size}")
-    if not y.any() or y.all():
-        raise ValueError("calibration needs active and silent pixels, but got only one class")
-    if z.size > max_pixels:
-        keep = np.random.default_rng(seed).choice(z.size, size=max_pixels, replace=False)
-        z, y = z[keep], y[keep]
+    p, y = _calibration_pixels(probabilities, labels, max_pixels, seed)
+    z = _logit(p)
     target = y.astype(np.float64)
 
     def loss(params):
@@ -145,15 +153,7 @@ def fit_isotonic(probabilities, labels, n_bins=1000, max_pixels=2_000_000, seed=
     """
     from sklearn.isotonic import IsotonicRegression
 
-    p = np.asarray(probabilities, dtype=np.float64).ravel()
-    y = np.asarray(labels, dtype=bool).ravel()
-    if p.shape != y.shape:
-        raise ValueError(f"probabilities and labels differ in size: {p.size} and {y.size}")
-    if not y.any() or y.all():
-        raise ValueError("calibration needs active and silent pixels, but got only one class")
-    if p.size > max_pixels:
-        keep = np.random.default_rng(seed).choice(p.size, size=max_pixels, replace=False)
-        p, y = p[keep], y[keep]
+    p, y = _calibration_pixels(probabilities, labels, max_pixels, seed)
     order = np.argsort(p, kind="stable")
     groups = np.array_split(order, min(n_bins, p.size))
     means = np.array([p[g].mean() for g in groups])
@@ -275,6 +275,25 @@ def noise_only(distance, sfreq, guard_ms):
     if guarded.any():
         return guarded, float(guard_ms)
     return silent, 0.0
+
+
+def calibration_errors(probabilities, labels):
+    """ECE over all pixels, and over those predicted at least 0.1 (where a user looks).
+
+    Returns
+    -------
+    errors : dict
+        ``{"all": float, "confident": float}``; ``"confident"`` is NaN when no pixel reaches
+        0.1.
+    """
+    probabilities = np.asarray(probabilities)
+    labels = np.asarray(labels, dtype=bool)
+    confident = probabilities >= 0.1
+    return {
+        "all": expected_calibration_error(probabilities, labels),
+        "confident": (expected_calibration_error(probabilities[confident], labels[confident])
+                      if confident.any() else float("nan")),
+    }
 
 
 def false_alarm_threshold(noise_scores, rate):
@@ -437,8 +456,9 @@ def detection_markdown(summary, detection, ece, title=None, guard_ms=0.0):
         "detection; U-Net on its calibrated probability, the others on their unnormalized "
         "estimates). Detections: local maxima on the cortical mesh at or above the threshold; "
         "precision and recall at 2 cm (recall, strong: on the samples where every source is at "
-        f"least at {STRONG:g} of its activation's peak amplitude); AUC of 'any source active in this sample' scored by "
-        "the map's maximum; count error: detections minus true sources, mean over samples. "
+        f"least at {STRONG:g} of its activation's peak amplitude); AUC of 'any source active "
+        "in this sample' scored by the map's maximum; count error: detections minus true "
+        "sources, mean over samples. "
         f"{int(summary['n_noise_samples'].iloc[0]) if len(summary) else 0} noise-only samples "
         f"(no source active within {guard_ms:g} ms) of "
         f"{int(summary['n_samples'].iloc[0]) if len(summary) else 0}.",
@@ -489,12 +509,7 @@ def write_detection_tables(metrics, sfreq, detection, probabilities, labels, out
     if "samples_to_source" in metrics:
         _, guard = noise_only(pd.to_numeric(metrics["samples_to_source"]), sfreq, guard_ms)
     summary = detection_summary(metrics, sfreq, guard_ms=guard)
-    confident = probabilities >= 0.1
-    ece = {
-        "all": expected_calibration_error(probabilities, labels),
-        "confident": (expected_calibration_error(probabilities[confident], labels[confident])
-                      if confident.any() else float("nan")),
-    }
+    ece = calibration_errors(probabilities, labels)
     summary["threshold"] = summary["method"].map(detection.get("thresholds", {}))
     summary["ece"] = np.where(summary["method"] == "unet", ece["all"], np.nan)
     summary["ece_confident"] = np.where(summary["method"] == "unet", ece["confident"], np.nan)

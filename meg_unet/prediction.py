@@ -453,8 +453,8 @@ def metrics_table(
     -------
     table : pandas.DataFrame
         The columns :data:`METRICS_COLUMNS` (+ ``hemi``, + the detection columns), sorted by
-        sample, then method in the order of ``estimates``.  Metrics that cannot be computed (an estimate that is zero on
-        every kept vertex) are NaN.
+        sample, then method in the order of ``estimates``.  Metrics that cannot be computed
+        (an estimate that is zero on every kept vertex) are NaN.
     """
     import pandas as pd
 

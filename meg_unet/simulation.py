@@ -293,8 +293,9 @@ def draw_recording_schedule(activations, sfreq, sim, rng):
     waveform from ``sim.WAVEFORMS`` and, for oscillations, its frequency log-uniformly from
     ``sim.OSCILLATION_HZ``.  Silent stretches before each window (and after the last one)
     hold ``sim.NOISE_ONLY_SHARE`` of all samples, split at random (a Dirichlet draw of
-    concentration 0.1: most are short or empty, a few last a second or more).  Each window, with the silence before it, is one noise
-    segment with its own kind (``sim.NOISE_KINDS``) and level (``sim.NOISE_LEVEL``).
+    concentration 0.1: most are short or empty, a few last a second or more).  Each window,
+    with the silence before it, is one noise segment with its own kind (``sim.NOISE_KINDS``)
+    and level (``sim.NOISE_LEVEL``).
 
     Parameters
     ----------
