@@ -8,8 +8,7 @@ from pathlib import Path
 import mne
 import numpy as np
 import pytest
-from _settings import tiny_run_settings
-from threadpoolctl import threadpool_limits
+from _settings import simulate_and_train, tiny_run_settings
 
 from meg_unet.config import validate_settings
 
@@ -33,17 +32,9 @@ def tiny_settings(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_head_model):
     """A tiny run simulated, trained for one epoch and calibrated (about 25 s on 2 cores)."""
-    from meg_unet.calibration import calibrate_detection
-    from meg_unet.network.training import train
-    from meg_unet.simulation import SimulationModel
-
     tmp_path = tmp_path_factory.mktemp("evoked")
-    config = validate_settings(tiny_settings(tmp_path))
-    with threadpool_limits(limits=1):
-        SimulationModel(config, tiny_head_model).simulate()
-    train(config)
-    calibrate_detection(config, progress=False)
-    return config
+    return simulate_and_train(validate_settings(tiny_settings(tmp_path)), tiny_head_model,
+                              calibrate=True)
 
 
 # ---- the moved device -------------------------------------------------------------------------

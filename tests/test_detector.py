@@ -6,24 +6,16 @@ import mne
 import numpy as np
 import pandas as pd
 import pytest
-from _settings import tiny_run_settings
-from threadpoolctl import threadpool_limits
+from _settings import simulate_and_train, tiny_run_settings
 
-from meg_unet.calibration import calibrate_detection
 from meg_unet.config import validate_settings
 from meg_unet.io import split_files
 from meg_unet.metrics import hemisphere_positions, localization_metrics, mesh_adjacency
-from meg_unet.network.training import train
 from meg_unet.prediction import predict_recording, predict_split
-from meg_unet.simulation import SimulationModel
 
 #: The largest share of noise-only samples with a U-Net detection that the tests accept: the
 #: thresholds are chosen for 5 % on the validation split's noise-only samples.
 MAX_FALSE_ALARMS = 0.15
-
-
-def run_sfreq(config):
-    return config.simulation.SFREQ
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +32,7 @@ def detector_run(tmp_path_factory, tiny_head_model):
             "network.VALIDATION_STEPS": 4,
         },
     ))
-    with threadpool_limits(limits=1):
-        SimulationModel(config, tiny_head_model).simulate()
-    train(config)
-    calibrate_detection(config, progress=False)
-    return config
+    return simulate_and_train(config, tiny_head_model, calibrate=True)
 
 
 def test_calibration_and_thresholds_written(detector_run):
@@ -71,7 +59,7 @@ def test_test_split_false_alarms_near_the_target(detector_run):
     assert summary["false_alarm_rate"].between(0, 1).all()
     assert summary.loc["unet", "n_noise_samples"] > 1000
     metrics = pd.read_csv(out_dir / "metrics.csv")
-    guard = detector_run.network.DETECTION_GUARD_MS * run_sfreq(detector_run) / 1000
+    guard = detector_run.network.DETECTION_GUARD_MS * detector_run.simulation.SFREQ / 1000
     noise = metrics[(metrics["method"] == "unet") & (metrics["samples_to_source"] > guard)]
     assert len(noise) == summary.loc["unet", "n_noise_samples"]
     assert np.mean(noise["detections"] > 0) == pytest.approx(

@@ -9,15 +9,14 @@ import mne
 import numpy as np
 import pandas as pd
 import pytest
-from _settings import tiny_run_settings
+from _settings import simulate_and_train, tiny_run_settings
 from _fake_splits import write_fake_split
-from threadpoolctl import threadpool_limits
 
 from meg_unet.config import validate_settings
 from meg_unet.data_provider import DataProvider
 from meg_unet.calibration import apply_calibration
 from meg_unet.metrics import hemisphere_positions, mesh_adjacency
-from meg_unet.network.training import load_trained_model, train
+from meg_unet.network.training import load_trained_model
 from meg_unet.prediction import (
     MismatchError,
     _preprocess_inputs,
@@ -26,7 +25,6 @@ from meg_unet.prediction import (
     predict_split,
     tile_layout,
 )
-from meg_unet.simulation import SimulationModel
 from meg_unet.tables import read_metrics, summary_table
 
 import predict  # the script at the repository root (pytest's pythonpath)
@@ -70,12 +68,7 @@ def write_config_file(path, values):
 def run(tmp_path_factory, tiny_head_model):
     """A tiny run simulated with SimulationModel and trained once for the module."""
     tmp_path = tmp_path_factory.mktemp("prediction")
-    config = validate_settings(tiny_settings(tmp_path))
-    # one BLAS thread: on 2 busy cores the inverse operator's SVD is ~20x faster so
-    with threadpool_limits(limits=1):
-        SimulationModel(config, tiny_head_model).simulate()
-    train(config)
-    return config
+    return simulate_and_train(validate_settings(tiny_settings(tmp_path)), tiny_head_model)
 
 
 @pytest.fixture(scope="module")
