@@ -30,6 +30,7 @@ demo: $(STAMP)
 	@$(STEP) $(PY) predict.py --config $(CONFIG) $(DEMO_SET)
 	@$(STEP) $(PY) visualize_predictions.py --config $(CONFIG) $(DEMO_SET)
 	@$(STEP) $(PY) -m meg_unet.cli analyze --config $(CONFIG) $(DEMO_SET)
+	@$(STEP) $(PY) -m meg_unet.cli events --config $(CONFIG) $(DEMO_SET)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

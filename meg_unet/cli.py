@@ -224,7 +224,54 @@ def _analyze(args, config, logger):
     return subprocess.call([rscript, str(script), str(metrics), str(out_dir)])
 
 
+def events(argv=None):
+    """Print the table of events that predict.py extracted from the run's test split.
+
+    ``make demo`` ends with it (``python -m meg_unet.cli events``).
+    """
+    parser = new_parser(events.__doc__, prog="python -m meg_unet.cli events", overwrite=False)
+    parser.add_argument("--rows", type=int, default=12, help="events to print (default: 12)")
+    return run_main(parser, argv, _events)
+
+
+def _events(args, config, logger):
+    import pandas as pd
+
+    from .io import read_json
+    from .sources import read_events
+
+    path = config.run_results_dir / "predictions" / "test-events.tsv"
+    if not path.is_file():
+        print(f"events: no {path} yet (predict.py writes it); skipping.")
+        return EXIT_NOT_BUILT
+    table = read_events(path)
+    manifest = read_json(config.run_data_dir / "test" / "manifest.json")
+    n_true = sum(len(rows) for rows in manifest["activations"]["rows"])
+    print(f"{len(table)} sources found in the test split ({path}); the simulation put "
+          f"{n_true} there.")
+    if table.empty:
+        return 0
+    print(f"The first {min(args.rows, len(table))}:")
+    shown = table.head(args.rows).drop(columns="row").assign(
+        onset_ms=lambda t: 1e3 * t["onset_s"], offset_ms=lambda t: 1e3 * t["offset_s"],
+        peak_ms=lambda t: 1e3 * t["peak_s"],
+    ).drop(columns=["onset_s", "offset_s", "peak_s"])
+    columns = ["vertex", "hemi", "x_mm", "y_mm", "z_mm", "onset_ms", "offset_ms", "peak_ms",
+               "amplitude_nam", "probability", "explained_variance"]
+    formats = {**{c: "{:.1f}".format for c in ("x_mm", "y_mm", "z_mm")},
+               **{c: "{:.0f}".format for c in ("onset_ms", "offset_ms", "peak_ms")},
+               "amplitude_nam": "{:.1f}".format, "probability": "{:.3f}".format,
+               "explained_variance": "{:.2f}".format}
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        print(shown[columns].to_string(index=False, formatters=formats))
+    print("(figures/sources.png draws the first second on the cortex next to the truth)")
+    return 0
+
+
+_COMMANDS = {"analyze": analyze, "events": events}
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] != "analyze":
-        sys.exit("usage: python -m meg_unet.cli analyze [--config FILE] [--set KEY=VALUE]")
-    sys.exit(analyze(sys.argv[2:]))
+    if len(sys.argv) < 2 or sys.argv[1] not in _COMMANDS:
+        sys.exit("usage: python -m meg_unet.cli {analyze,events} [--config FILE] "
+                 "[--set KEY=VALUE]")
+    sys.exit(_COMMANDS[sys.argv[1]](sys.argv[2:]))

@@ -13,6 +13,10 @@ split, ``DATA_DIR/<run>/test``) and writes, in ``RESULTS_DIR/<model run>/predict
     correlations_*.csv, .md     the metrics' correlations between methods (Tables 6-11)
     <split>-unet-stc.h5         the U-Net's estimate as an mne.SourceEstimate: the probability
                                 of "active" per vertex and sample
+    <split>-events.tsv          the sources extracted from it (meg_unet.sources): vertex,
+                                position, onset, offset, peak time, amplitude (nAm),
+                                probability, explained variance
+    <split>-sources-stc.h5      their refitted moments (A m) as a sparse mne.SourceEstimate
     <split>-tile-NNNN.png       a few tiles: inputs as RGB (MNE, dSPM, sLORETA) | truth |
                                 prediction, one pixel per (vertex, sample)
     prediction.json             what was predicted with what (model, checkpoint, data, border)
@@ -25,7 +29,7 @@ the files of its own folder and touches nothing else.
 :func:`predict_recording` computes MNE, dSPM and sLORETA of a real recording (raw or evoked) with
 the model's settings, preprocesses them as in training and writes the U-Net's estimate of the
 whole recording as a ``-stc.h5`` file, in chunks of whole tiles so that long recordings fit in
-memory.
+memory, and beside it the recording's table of events and sparse estimate.
 
 Tiles
 -----
@@ -758,6 +762,8 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
     FileNotFoundError
         If there is no trained model.
     """
+    import mne
+
     from .data_provider import DataError, DataProvider
     from .tables import read_metrics, write_tables
 
@@ -856,10 +862,25 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
         metrics, provider.sfreq, detection, active[kept], provider.targets[kept] > 0, out_dir,
         title=title, guard_ms=model_config.network.DETECTION_GUARD_MS,
     )
+    subject = provider.src[0].get("subject_his_id")
     written.append(
         _save_stc(active, provider.vertices, provider.tmin, 1.0 / provider.sfreq,
-                  provider.src[0].get("subject_his_id"), out_dir / f"{split}-unet-stc.h5")
+                  subject, out_dir / f"{split}-unet-stc.h5")
     )
+    files = split_files(data_dir, split)
+    n_sources = None
+    if files["raw"].is_file() and files["inv"].is_file():
+        raw = mne.io.read_raw_fif(files["raw"], preload=False, verbose=False)
+        sources_files, n_sources = _write_sources(
+            active, read_inverse(files["inv"]),
+            lambda start, stop: raw.get_data(start=start, stop=stop), raw.ch_names,
+            provider.vertices, positions, adjacency, detection["thresholds"][UNET],
+            provider.sfreq, provider.tmin, subject, out_dir / split, progress=progress,
+        )
+        written += sources_files
+    else:
+        logger.warning("%s has no recording or inverse operator (%s, %s): no sources are "
+                       "extracted", data_dir, files["raw"].name, files["inv"].name)
     written += _write_tile_images(
         out_dir, split, layout, estimates, provider.targets > 0, active, n_images
     )
@@ -875,6 +896,7 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
         "n_vertices": int(provider.n_vertices),
         "n_rows": int(len(table)),
         "methods": list(estimates),
+        "sources": n_sources,
         "seconds": round(time.perf_counter() - started, 3),
         "meg_unet": __version__,
     }
@@ -1063,6 +1085,35 @@ def _save_stc(data, vertices, tmin, tstep, subject, path):
     return path
 
 
+def _write_sources(active, inv, data_of, ch_names, vertices, positions, adjacency, threshold,
+                   sfreq, tmin, subject, stem, nave=1, progress=True):
+    """Extract the sources of a calibrated probability map; write their events and estimate.
+
+    ``data_of(start, stop)`` returns the recording's sensor data (rows ``ch_names``) of those
+    samples; ``positions`` and ``adjacency`` are those of the map's rows.
+    Writes ``<stem>-events.tsv`` and ``<stem>-sources-stc.h5`` (:mod:`meg_unet.sources`) and
+    returns their paths and the number of sources.  ``nave``: trials averaged in the data.
+    """
+    from .sources import events_table, extract_sources, inverse_gain, sparse_estimate
+    from .sources import write_events
+
+    gain = inverse_gain(inv, vertices, n_orient=1, nave=nave)
+    sources = extract_sources(
+        active, lambda start, stop: gain.whiten(data_of(start, stop), ch_names), gain.gain,
+        adjacency, threshold, n_orient=1, progress=progress,
+    )
+    table = events_table(sources, vertices, positions, sfreq, tmin)
+    stem = Path(stem)
+    events_fname = write_events(table, stem.with_name(f"{stem.name}-events.tsv"))
+    stc = sparse_estimate(sources, vertices, active.shape[1], tmin, 1.0 / sfreq, subject)
+    stc_fname = stem.with_name(f"{stem.name}-sources-stc.h5")
+    with atomic_path(stc_fname) as tmp:
+        stc.save(tmp, ftype="h5", overwrite=True, verbose=False)
+    logger.info("%d sources (refitted peaks of the probability above %.3g): wrote %s and %s",
+                len(table), threshold, events_fname, stc_fname)
+    return [events_fname, stc_fname], len(table)
+
+
 def _write_tile_images(out_dir, split, layout, estimates, labels, active, n_images):
     """Draw ``n_images`` tiles as PNG: inputs as RGB | truth | prediction."""
     import matplotlib.image
@@ -1150,7 +1201,10 @@ def predict_recording(model_dir, inverse_fname, raw_fname=None, evoked_fname=Non
         The written source estimate: the probability of "active" per vertex of the model's
         hemisphere and sample of the recording, with the recording's tmin and sampling
         interval and the inverse operator's subject (``mne.read_source_estimate`` reads it,
-        ``stc.plot`` draws it).
+        ``stc.plot`` draws it).  With a calibrated model, the sources extracted from it
+        (:mod:`meg_unet.sources`) are written beside it: ``<stem>-events.tsv``, the table of
+        events, and ``<stem>-sources-stc.h5``, their refitted moments (A m) as a sparse
+        estimate, where ``<stem>`` is ``out_fname`` without ``-unet-stc.h5``.
 
     Raises
     ------
@@ -1237,8 +1291,25 @@ def predict_recording(model_dir, inverse_fname, raw_fname=None, evoked_fname=Non
                        "the network's uncalibrated probability", trained.describe())
     active = apply_calibration(active, detection)
     subject = src[0].get("subject_his_id")
-    return _save_stc(active, vertices, float(recording.times[0]),
-                     1.0 / recording.info["sfreq"], subject, out_fname)
+    tmin, sfreq = float(recording.times[0]), recording.info["sfreq"]
+    _save_stc(active, vertices, tmin, 1.0 / sfreq, subject, out_fname)
+    if detection is not None:
+        _, adjacency, _ = _source_geometry(src, model_config.hemisphere)
+        if kind == "raw":
+            def data_of(start, stop):
+                return recording.get_data(start=start, stop=stop)
+        else:
+            def data_of(start, stop):
+                return recording.data[:, start:stop]
+        name = out_fname.name
+        stem = out_fname.with_name(name[: -len("-unet-stc.h5" if name.endswith(
+            "-unet-stc.h5") else "-stc.h5")])
+        _write_sources(
+            active, inv, data_of, recording.ch_names, vertices, positions, adjacency,
+            detection["thresholds"][UNET], sfreq, tmin, subject, stem,
+            nave=getattr(recording, "nave", 1), progress=progress,
+        )
+    return out_fname
 
 
 def _recording_stem(path):

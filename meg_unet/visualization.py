@@ -38,6 +38,7 @@ __all__ = [
     "HEATMAP_METRICS",
     "CorticalSurface",
     "load_surface",
+    "plot_sources",
     "make_figures",
     "method_colors",
     "per_vertex_means",
@@ -646,6 +647,89 @@ def plot_heatmaps(
     return fig
 
 
+def plot_sources(surfaces, truth, estimate, *, source_vertices=None, cmap="viridis",
+                 title=None, fname=None, pdf=False):
+    """Draw the true and the estimated sources on the inflated cortex, one row each.
+
+    Parameters
+    ----------
+    surfaces : dict of str to CorticalSurface
+        Surfaces by hemisphere (:func:`load_surface`).
+    truth, estimate : dict of str to (array of int, array of float)
+        Per hemisphere, the vertex numbers with a source and their peak moments (nAm).
+    source_vertices : dict of str to array-like of int | None
+        All vertex numbers of the source space per hemisphere: each source paints only its own
+        patch of cortex.
+    cmap : str
+        Colour map of the moments (one scale for both rows).
+    title : str | None
+        Figure title.
+    fname : path-like | None
+        Where to write the PNG (:func:`save_figure`).
+    pdf : bool
+        Also write a PDF.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    import matplotlib
+    from matplotlib.colors import Normalize
+
+    hemis = [h for h in _HEMIS if h in surfaces]
+    values = [v for part in (truth, estimate) for _, v in part.values() if len(v)]
+    top = max((float(np.max(v)) for v in values), default=1.0)
+    norm = Normalize(0.0, top)
+    cmap = matplotlib.colormaps[cmap]
+    views = [(h, view) for h in hemis for view in ("lateral", "medial")]
+    fig = _new_figure((2.4 * len(views) + 0.8, 4.6), layout="constrained")
+    axes = fig.subplots(2, len(views), squeeze=False)
+    for row, (label, part) in enumerate((("truth", truth), ("U-Net + refit", estimate))):
+        for col, (hemi, view) in enumerate(views):
+            ax = axes[row, col]
+            vertices, moments = part.get(hemi, ((), ()))
+            mesh_values = np.full(surfaces[hemi].n_vertices, np.nan)
+            if len(vertices):
+                nearest, sources = _nearest_source(
+                    surfaces[hemi], vertices, None if source_vertices is None
+                    else source_vertices.get(hemi))
+                mesh_values = _carry(nearest, sources, vertices, moments)
+            _draw_surface(ax, surfaces[hemi], mesh_values, view, cmap, norm)
+            ax.set_title(f"{label}: {hemi} {view} ({len(vertices)})", fontsize=8)
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes,
+                       shrink=0.8)
+    bar.set_label("peak moment (nAm)")
+    if title:
+        fig.suptitle(_wrap(title, fig.get_figwidth(), 10), fontsize=10)
+    if fname is not None:
+        save_figure(fig, fname, pdf=pdf)
+    return fig
+
+
+def _first_seconds_sources(config, seconds=1.0):
+    """Truth and U-Net sources of the first ``seconds`` of the run's test split, per hemi."""
+    import mne
+
+    from .sources import read_events
+
+    predictions = config.run_results_dir / "predictions"
+    events = read_events(predictions / "test-events.tsv")
+    sparse = mne.read_source_estimate(predictions / "test-sources-stc.h5")
+    truth = mne.read_source_estimate(config.run_data_dir / "test" / "test-truth-stc.h5")
+    stop = int(round(seconds / truth.tstep))
+    out = []
+    for stc in (truth, sparse):
+        peaks = {}
+        for index, hemi in enumerate(_HEMIS):
+            data = stc.lh_data if index == 0 else stc.rh_data
+            peak = 1e9 * np.abs(data[:, :stop]).max(axis=1) if data.size else np.zeros(0)
+            keep = peak > 0
+            peaks[hemi] = (np.asarray(stc.vertices[index])[keep], peak[keep])
+        out.append(peaks)
+    in_window = int((events["onset_s"] < truth.tmin + seconds).sum())
+    return out[0], out[1], in_window
+
+
 def _kde(values, non_negative):
     """A density function of ``values`` and its bandwidth, or None for constant values.
 
@@ -1078,6 +1162,9 @@ def make_figures(config, pdf=False, overwrite=False, progress=True):
         ))
     else:
         logger.warning("%s not found: skipping the training curves", history_path)
+    events_path = config.run_results_dir / "predictions" / "test-events.tsv"
+    if events_path.is_file() and default_hemi is not None:
+        tasks.append(("sources", [events_path], _sources_drawer(config, context)))
     if (n_sources > 1).any() and "dle_cm" in df.columns:
         tasks.append((
             "multi_dipole_dle", [metrics_path],
@@ -1113,6 +1200,35 @@ def make_figures(config, pdf=False, overwrite=False, progress=True):
                 "wrote %s (%.1f s)", out_dir / f"{stem}.png", time.perf_counter() - start
             )
     return written
+
+
+def _sources_drawer(config, context, seconds=1.0):
+    """The drawing task of ``sources.png``: the first second of the test split."""
+    def draw():
+        try:
+            truth, estimate, n_events = _first_seconds_sources(config, seconds)
+        except FileNotFoundError as exc:
+            logger.warning("skipping sources: %s", exc)
+            return None
+        hemis = [h for h in _HEMIS if len(truth[h][0]) or len(estimate[h][0])] or [
+            config.hemisphere]
+        surfaces = {h: load_surface(h, config.head_model,
+                                    subjects_dir=config.custom_subjects_dir,
+                                    subject=config.custom_subject) for h in hemis}
+        src_path = config.run_data_dir / "test" / "test-src.fif"
+        source_vertices = None
+        if src_path.is_file():
+            import mne
+
+            src = mne.read_source_spaces(src_path, verbose=False)
+            source_vertices = {h: np.asarray(src[i]["vertno"]) for i, h in enumerate(_HEMIS)}
+        return plot_sources(
+            surfaces, truth, estimate, source_vertices=source_vertices,
+            title=f"Sources of the first {seconds:g} s of the test split ({n_events} events): "
+            f"simulated (top) and found by the U-Net and the refit (bottom), {context}",
+        )
+
+    return draw
 
 
 def _heatmap_tasks(config, df, default_hemi, context, rows_text, metrics_path):

@@ -1,5 +1,7 @@
 """The settings every test run starts from: the tiny profile on ico2, in a temporary folder."""
 
+from pathlib import Path
+
 
 def tiny_run_settings(tmp_path, run_name="t", **extra):
     """Settings of a tiny run whose data and results live under ``tmp_path``.
@@ -47,3 +49,13 @@ def simulate_and_train(config, head_model, calibrate=False):
     if calibrate:
         calibrate_detection(config, progress=False)
     return config
+
+
+def write_config_file(path, values):
+    """Write settings as a ``config.py`` that the scripts read (paths as strings)."""
+    lines = [
+        f"{key} = {str(value)!r}" if isinstance(value, Path) else f"{key} = {value!r}"
+        for key, value in values.items()
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path

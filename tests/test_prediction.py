@@ -2,14 +2,13 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import matplotlib.image
 import mne
 import numpy as np
 import pandas as pd
 import pytest
-from _settings import simulate_and_train, tiny_run_settings
+from _settings import simulate_and_train, tiny_run_settings, write_config_file
 from _fake_splits import write_fake_split
 
 from meg_unet.config import validate_settings
@@ -25,9 +24,11 @@ from meg_unet.prediction import (
     predict_split,
     tile_layout,
 )
+from meg_unet.sources import read_events
 from meg_unet.tables import read_metrics, summary_table
 
 import predict  # the script at the repository root (pytest's pythonpath)
+import visualize_predictions
 
 #: The schema of metrics.csv that meg_unet.tables and analyze_results.r read.
 COLUMNS = [
@@ -55,15 +56,6 @@ def tiny_settings(tmp_path, **extra):
     return tiny_run_settings(tmp_path, run_name="meg", **values)
 
 
-def write_config_file(path, values):
-    lines = [
-        f"{key} = {str(value)!r}" if isinstance(value, Path) else f"{key} = {value!r}"
-        for key, value in values.items()
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_head_model):
     """A tiny run simulated with SimulationModel and trained once for the module."""
@@ -80,10 +72,17 @@ def predicted(run):
 def test_predictions_folder(run, predicted):
     assert predicted == run.run_results_dir / "predictions"
     names = {p.name for p in predicted.iterdir()}
-    assert {"metrics.csv", "summary.csv", "summary.md", "test-unet-stc.h5",
-            "prediction.json"} <= names
+    assert {"metrics.csv", "summary.csv", "summary.md", "test-unet-stc.h5", "test-events.tsv",
+            "test-sources-stc.h5", "prediction.json"} <= names
     record = json.loads((predicted / "prediction.json").read_text())
     assert record["border"] == BORDER and record["split"] == "test"
+    # every source of the table is a vertex of the sparse estimate, within the hemisphere
+    events = read_events(predicted / "test-events.tsv")
+    assert record["sources"] == len(events)
+    sparse = mne.read_source_estimate(predicted / "test-sources-stc.h5")
+    assert set(events["vertex"]) == set(np.concatenate(sparse.vertices))
+    assert set(events["hemi"]) <= {run.hemisphere}
+    assert (events["offset_s"] > events["onset_s"]).all()
     assert "aligned to the end" in record["tiles"]["remainder"]
 
 
@@ -331,6 +330,13 @@ def test_recording_matches_the_split(run, predicted, tmp_path):
     expected = mne.read_source_estimate(predicted / "test-unet-stc.h5")
     np.testing.assert_allclose(stc.data, expected.data, atol=1e-4)
 
+    # the recording's sources are the split's: same map, same data, same inverse operator
+    recorded = read_events(predicted / "test_raw-events.tsv")
+    pd.testing.assert_frame_equal(recorded, read_events(predicted / "test-events.tsv"),
+                                  atol=1e-3)
+    sparse = mne.read_source_estimate(predicted / "test_raw-sources-stc.h5")
+    assert sparse.data.shape[1] == raw.n_times
+
     # an explicit output file is not replaced without overwrite
     target = tmp_path / "rec-unet-stc.h5"
     target.write_text("earlier")
@@ -396,7 +402,7 @@ def test_recording_with_other_sensors_or_source_space_refused(run, tmp_path):
 # ---- the script ---------------------------------------------------------------------------------
 
 
-def test_script_end_to_end(run, tmp_path):
+def test_script_end_to_end(run, tmp_path, capsys):
     shutil.copytree(run.run_results_dir / "model", tmp_path / "results" / "meg" / "model")
     values = tiny_settings(tmp_path)
     values["DATA_DIR"] = run.data_dir
@@ -409,6 +415,17 @@ def test_script_end_to_end(run, tmp_path):
     # a rerun replaces its own outputs, earlier images included
     assert predict.main(["--config", str(config_file), "--n-images", "1"]) == 0
     assert len(list(out.glob("test-tile-*.png"))) == 1
+    # make demo ends with the table of events, and the figures draw the first second
+    from meg_unet.cli import events
+
+    assert events(["--config", str(config_file), "--rows", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "sources found in the test split" in printed and "the simulation put" in printed
+    n_found = len(read_events(out / "test-events.tsv"))
+    assert printed.startswith(f"{n_found} sources found")
+    assert ("amplitude_nam" in printed) == (n_found > 0)
+    assert visualize_predictions.main(["--config", str(config_file)]) == 0
+    assert (tmp_path / "results" / "meg" / "figures" / "sources.png").is_file()
 
     split_dir = run.data_dir / "meg" / "test"
     assert predict.main([
