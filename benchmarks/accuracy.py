@@ -530,6 +530,26 @@ def l2_inputs_timings(split, n_jobs=1):
     return pd.DataFrame(rows)
 
 
+def tile_seconds(model_dir, repeats=5):
+    """Median seconds of one tile through a trained network, and the tile's samples.
+
+    ``predict_on_batch`` with a batch of one random tile, after one call to warm up.
+    """
+    import numpy as np
+
+    from meg_unet.network.training import load_trained_model
+
+    model, _, _ = load_trained_model(model_dir, "best")
+    tile = np.random.default_rng(0).random((1, *model.input_shape[1:]), dtype=np.float32)
+    model.predict_on_batch(tile)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_on_batch(tile)
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds)), tile.shape[2]
+
+
 def unet_ms_per_window(runner, evaluation, timings, repeats=5):
     """The U-Net's time per activation window: its three L2 inputs plus its share of a tile.
 
@@ -537,23 +557,11 @@ def unet_ms_per_window(runner, evaluation, timings, repeats=5):
     (``predict_on_batch``, batch of 1) times the fraction of the tile's samples that one
     activation window (active samples plus gap) takes.
     """
-    import numpy as np
-
-    from meg_unet.network.training import load_trained_model
-
     config = runner.config(DATA_SETS[evaluation.network])
-    model, _, _ = load_trained_model(config.run_results_dir / "model", "best")
-    shape = (1, *model.input_shape[1:])
-    tile = np.random.default_rng(0).random(shape, dtype=np.float32)
-    model.predict_on_batch(tile)
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.predict_on_batch(tile)
-        seconds.append(time.perf_counter() - start)
+    seconds, tile_samples = tile_seconds(config.run_results_dir / "model", repeats)
     sim = config.simulation
     window_samples = sim.SAMPLES_PER_ACTIVATION * (1 + sim.EMPTY_SIGNAL)
-    network_ms = 1e3 * float(np.median(seconds)) * window_samples / shape[2]
+    network_ms = 1e3 * seconds * window_samples / tile_samples
     inputs_ms = sum(_median_ms(timings, method) for method in L2_METHODS)
     return network_ms + inputs_ms, network_ms
 

@@ -1,0 +1,101 @@
+"""benchmarks/sources.py: the scores per window, the summary and the command on a tiny model."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _settings import simulate_and_train, tiny_run_settings, write_config_file
+
+from meg_unet.config import validate_settings
+from meg_unet.prediction import predict_split
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import sources as benchmark  # noqa: E402
+
+
+def test_the_summary_counts_matches_per_kind_of_window():
+    table = pd.DataFrame([
+        # method, window, n_true, n_found, n_matched, matched_dle_cm, amplitude_error, ms
+        ("omp", 0, 1, 2, 1, 0.5, 0.1, 2.0),
+        ("omp", 1, 3, 3, 2, 1.0, 0.3, 4.0),
+        ("omp", -1, 0, 1, 0, np.nan, np.nan, 3.0),
+        ("omp", -2, 0, 0, 0, np.nan, np.nan, 1.0),
+    ], columns=["method", "window", "n_true", "n_found", "n_matched", "matched_dle_cm",
+                "amplitude_error", "ms"])
+    summary = benchmark.summary(table).set_index("windows")
+    assert summary.loc["1 source", "precision"] == 0.5
+    assert summary.loc["2-5 sources", "recall"] == pytest.approx(2 / 3)
+    assert summary.loc["noise only", "count_error"] == 0.5
+    assert np.isnan(summary.loc["noise only", "recall"])
+    assert summary.loc["noise only", "ms_median"] == 2.0
+    text = benchmark.markdown(benchmark.summary(table), "# title")
+    assert "| noise only | omp | 2 | 0.00 |  | 0.50 |" in text
+
+
+@pytest.fixture(scope="module")
+def predicted(tmp_path_factory, tiny_head_model):
+    """A tiny run trained for one epoch, calibrated and predicted on its test split."""
+    tmp_path = tmp_path_factory.mktemp("sources")
+    values = tiny_run_settings(tmp_path, run_name="meg", ARTIFACTS=False, PARAMETERS={
+        "network.EPOCHS": 1, "network.VALIDATION_STEPS": 2, "tile.STEPS_PER_EPOCH": 4})
+    config = simulate_and_train(validate_settings(values), tiny_head_model, calibrate=True)
+    predict_split(config, n_images=0, progress=False)
+    return write_config_file(tmp_path / "config.py", values), tmp_path
+
+
+def test_the_command_scores_every_method_on_the_same_windows(predicted, capsys):
+    config_file, tmp_path = predicted
+    out = tmp_path / "bench"
+    status = benchmark.main([
+        "--config", str(config_file), "--n-windows", "6", "--n-slow-windows", "2",
+        "--n-noise", "3", "--results-dir", str(out), "--methods", "unet_refit", "unet_peaks",
+        "omp", "mxne",
+    ])
+    assert status == 0
+    table = pd.read_csv(out / "sources-meg.csv")
+    windows = table.groupby("method")["window"].apply(lambda w: sorted(w[w >= 0]))
+    assert len(windows["omp"]) == 6 and windows["omp"] == windows["unet_refit"]
+    assert set(windows["mxne"]) <= set(windows["omp"]) and len(windows["mxne"]) == 2
+    assert (table["n_matched"] <= table[["n_true", "n_found"]].min(axis=1)).all()
+    noise = table[table["n_true"] == 0]
+    assert noise["n_matched"].eq(0).all() and noise["window"].lt(0).all()
+    text = (out / "sources-meg.md").read_text()
+    assert text in capsys.readouterr().out
+    assert "| 1 source | unet_refit | 6 |" in text
+    assert "The U-Net's whole path per 30 samples" in text
+
+
+def test_missing_predictions_are_refused_with_what_to_run(predicted, tmp_path, capsys):
+    config_file, _ = predicted
+    other = tmp_path / "nothing"
+    assert benchmark.main(["--config", str(config_file), "--data", str(other)]) == 1
+    assert "is not a simulated split" in capsys.readouterr().err
+    valid = Path(str(config_file.parent / "data" / "meg" / "valid"))
+    assert benchmark.main(["--config", str(config_file), "--data", str(valid)]) == 1
+    assert "run predict.py --data" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark.main(["--config", str(config_file), "--n-windows", "0"])
+
+
+def test_a_wrong_forward_model_inverts_every_method_with_the_moved_device(predicted, capsys):
+    config_file, tmp_path = predicted
+    out = tmp_path / "wrong"
+    status = benchmark.main([
+        "--config", str(config_file), "--n-windows", "4", "--n-slow-windows", "1",
+        "--n-noise", "2", "--results-dir", str(out), "--methods", "unet_refit", "omp",
+        "--wrong-forward", "4", "3",
+    ])
+    assert status == 0
+    text = (out / "sources-meg-wrong-forward.md").read_text()
+    assert "moved by 4 mm and turned by 3 degrees" in text
+    change = float(text.split("the gain matrix changes by ")[1].split("%")[0])
+    assert 1 < change < 60
+    # the U-Net's map came from predict_recording with the wrong inverse operator
+    work = tmp_path / "results" / "meg" / "sources-meg-wrong-forward-work"
+    assert (work / "wrong-unet-stc.h5").is_file() and (work / "wrong-events.tsv").is_file()
+    table = pd.read_csv(out / "sources-meg-wrong-forward.csv")
+    assert set(table["method"]) == {"unet_refit", "omp"}
