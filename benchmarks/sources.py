@@ -187,20 +187,26 @@ def evaluate(data, maps, thresholds, windows, methods, n_orient, penalty=PENALTY
 def path_ms(config, data, samples=30, repeats=5):
     """The U-Net path's time for ``samples`` samples, besides the extraction and refit.
 
-    The three L2 inputs are computed for the whole split's raw (``apply_inverse_raw``, as
-    ``predict.py --raw`` does) and the network runs on one tile (``predict_on_batch``, batch
-    of 1, median of ``repeats``); both are scaled to ``samples`` samples.
+    The three L2 inputs are computed as ``predict.py --raw`` computes them (the model's
+    hemisphere, chunks of 20 tiles, one application of the MNE kernel scaled for dSPM and
+    sLORETA) over the whole split's raw, and the network runs on one tile
+    (``predict_on_batch``, batch of 1, median of ``repeats``); both are scaled to ``samples``
+    samples.
     """
-    import mne
     from threadpoolctl import threadpool_limits
 
     from accuracy import tile_seconds
+    from meg_unet.prediction import _InverseEstimates
 
+    methods = ("mne", "dspm", "sloreta")
     with threadpool_limits(limits=1):
         started = time.perf_counter()
-        for method in ("MNE", "dSPM", "sLORETA"):
-            mne.minimum_norm.apply_inverse_raw(data.raw, data.inv, data.lambda2, method=method,
-                                               pick_ori=None, verbose=False)
+        inverse = _InverseEstimates(data.inv, data.raw, "raw", methods, data.lambda2,
+                                    data.hemispheres)
+        chunk = 20 * config.tile.T_STEPS
+        for start in range(0, data.raw.n_times, chunk):
+            for method in methods:
+                inverse(method, start, min(start + chunk, data.raw.n_times))
         inputs = (time.perf_counter() - started) / data.raw.n_times * samples
     seconds, tile_samples = tile_seconds(config.run_results_dir / "model", repeats)
     return 1e3 * inputs, 1e3 * seconds / tile_samples * samples

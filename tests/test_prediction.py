@@ -479,3 +479,19 @@ def test_foreign_or_truncated_recording_refused_by_name(run, tmp_path, capsys):
         for fragment in fragments:
             assert fragment in line, line
     assert not (tmp_path / "results" / "meg" / "predictions").exists()
+
+
+def test_the_l2_inputs_of_a_recording_come_from_one_kernel_as_from_three(run):
+    from meg_unet.prediction import _InverseEstimates
+
+    split_dir = run.run_data_dir / "test"
+    raw = mne.io.read_raw_fif(split_dir / "test_raw.fif", verbose=False)
+    inv = mne.minimum_norm.read_inverse_operator(split_dir / "test-inv.fif", verbose=False)
+    methods = ("dspm", "sloreta")  # without "mne": its kernel is prepared anyway
+    shared = _InverseEstimates(inv, raw, "raw", methods, 1.0, (run.hemisphere,))
+    assert shared.scales is not None  # MNE-Python's kernel assembly is usable
+    separate = _InverseEstimates(inv, raw, "raw", methods, 1.0, (run.hemisphere,))
+    separate.scales = None  # the fallback: each method applied on its own
+    for method in methods:
+        np.testing.assert_allclose(shared(method, 10, 90), separate(method, 10, 90),
+                                   rtol=1e-5, atol=0)
