@@ -11,24 +11,25 @@ wants a short answer instead: which sources, where, when and how strong.  This m
 2. **Events** (:func:`join_events`): peaks that follow one another in time on the same vertex
    or on mesh neighbours, with at most ``max_gap`` samples between them, form one event
    (vertex of its highest probability, onset, offset, peak sample, probability).
-3. **Refit** (:func:`refit_sources`): the whitened sensor data of a stretch of samples are fitted
-   by least squares with the gain columns of the events' vertices and their mesh neighbours.
-   Candidates enter greedily, the one that explains most of the remaining data first (an
-   orthogonal matching pursuit restricted to the network's candidates), and only while each
-   explains more than a Bayesian information criterion asks of noise: a candidate that does not
-   explain data is a ghost and is dropped.  The fit gives amplitudes (A m) and the share of the
-   data it explains.
+3. **Refit** (:func:`refit_sources`): the whitened sensor data are fitted by least squares with
+   the gain columns of the events' vertices and their mesh neighbours, each event's source on
+   its own samples, overlapping events together.  Candidates enter greedily, the one that
+   explains most of the remaining data first (an orthogonal matching pursuit restricted to
+   the network's candidates); then the weakest is dropped while one explains less than an
+   information criterion asks of noise (:data:`PENALTY`): a candidate that does not explain
+   data is a ghost.  The fit gives moments (A m) and the share of the data it explains.
 
 The same pursuit over *every* vertex of the source space is the greedy sparse solver the
-network is compared with (:func:`matching_pursuit`): the network's only job in this path is to
-say where to look and when, which makes the fit cheaper and, where the network is right, harder
-to fool by noise.
+network is compared with (:func:`matching_pursuit`): the network's job in this path is to say
+where and when to look, which makes the fit cheaper and, where the network is right, harder to
+fool by noise (``docs/sources.md`` has the measurements).
 
 Whitening
     :func:`inverse_gain` reads the whitened gain matrix back out of the inverse operator that
     the network's inputs were computed with (its noise covariance, projectors and bad
     channels), so that the noise of whitened data has unit variance per row and the
-    information criterion can count it.
+    information criterion can estimate it (the criterion takes the noise level from the
+    residual: real and simulated recordings are often noisier than their covariance says).
 """
 
 from __future__ import annotations
