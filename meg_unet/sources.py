@@ -460,8 +460,6 @@ def refit_sources(data, gain, groups, n_orient=1, penalty=PENALTY, spans=None,
     n_whitened, n_times = data.shape
     if not penalty >= 0:
         raise ValueError(f"penalty must be >= 0, but got {penalty!r}")
-    penalty_factor = float(penalty)
-    penalty = penalty * np.log(max(n_whitened * n_times, 2))
     starts, stops = _check_spans(spans, len(groups), n_times)
     group_of = np.concatenate(
         [np.full(len(g), k) for k, g in enumerate(groups)] or [np.zeros(0, int)]
@@ -469,7 +467,9 @@ def refit_sources(data, gain, groups, n_orient=1, penalty=PENALTY, spans=None,
     rows = np.concatenate(
         [np.asarray(g, dtype=np.int64) for g in groups] or [np.zeros(0, int)]
     )
-    cost = penalty * n_orient * (stops - starts)[group_of]
+    # the BIC's price of each group's source: log(n) per moment; the backward pass asks
+    # ``penalty`` times it, the forward pass at most once it
+    bic = np.log(max(n_whitened * n_times, 2)) * n_orient * (stops - starts)
     columns = gain.reshape(n_whitened, -1, n_orient)  # (w, rows, orient)
     # elementary intervals: within each, every group's source is either on or off
     bounds = np.unique(np.concatenate([[0, n_times], starts, stops]))
@@ -482,7 +482,7 @@ def refit_sources(data, gain, groups, n_orient=1, penalty=PENALTY, spans=None,
     limit = len(groups) if max_sources is None else int(max_sources)
     # forward: add candidates while the plain BIC (variance unknown) says they explain data;
     # what each candidate explains is kept per interval and redone only where a source entered
-    entry_cost = cost * min(penalty_factor, 1.0) / penalty_factor if penalty_factor else cost
+    entry_cost = min(float(penalty), 1.0) * bic[group_of]
     interval_gain = np.zeros((len(intervals), len(rows)))
 
     def refresh(i):
@@ -540,7 +540,7 @@ def refit_sources(data, gain, groups, n_orient=1, penalty=PENALTY, spans=None,
     # backward: judge each source by what the others cannot explain without it, against the
     # noise left by the whole fit, and drop the weakest while one does not pay its way; only
     # the intervals of a dropped source are fitted again
-    group_cost = penalty * n_orient * (stops - starts)
+    group_cost = float(penalty) * bic
     fits = [fit_interval(i, kept) for i in range(len(intervals))]
     unique = dict.fromkeys(kept, 0.0)
     for interval_unique, _, _ in fits:
@@ -680,6 +680,8 @@ def extract_sources(probability, whitened_data, gain, adjacency, threshold, n_or
         ``start`` (the fitted amplitude over the samples it was fitted on, from sample
         ``start``).
     """
+    from tqdm.auto import tqdm
+
     probability = _check_map(probability)
     n_vertices, n_times = probability.shape
     if fit_over not in ("segment", "event"):
@@ -698,8 +700,6 @@ def extract_sources(probability, whitened_data, gain, adjacency, threshold, n_or
     events = join_events(peaks, probability, adjacency, max_gap=max_gap)
     near = _adjacency_csr(adjacency, n_vertices, rings)
     sources = []
-    from tqdm.auto import tqdm
-
     fit_spans = _fit_spans(events, pad, min_span, n_times)
     for start, stop, members in tqdm(_segments(fit_spans), desc="sources", unit="stretch",
                                      disable=not progress):
