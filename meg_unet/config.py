@@ -445,7 +445,10 @@ class Config:
             value = getattr(self, name.lower())
             out[name] = _jsonable(value)
         out["RESOLVED_PARAMETERS"] = {
-            section: _jsonable(getattr(self, section).as_dict())
+            section: _jsonable({
+                name: value for name, value in getattr(self, section).as_dict().items()
+                if _NEUTRAL_PARAMETERS.get(f"{section}.{name}", _MISSING) != value
+            })
             for section in (*PARAMETER_MODULES, "tile")
         }
         # The lambda2 in use is derived, but recorded explicitly for readers of manifests.
@@ -484,6 +487,13 @@ class Config:
 #: (the profile's effect on the data is in its resolved ``simulation`` parameters).
 _NETWORK_ONLY_SETTINGS = ("CHANNELS", "PROFILE")
 _DATA_PARAMETER_SECTIONS = ("headmodel", "simulation")
+
+
+_MISSING = object()
+#: Parameters added after data and models were made, with the value that reproduces them: at
+#: that value they are left out of the settings that identify a split or a run, so that adding
+#: them does not make every existing split and model stale.
+_NEUTRAL_PARAMETERS = {"simulation.PATCH_AREA_CM2": None}
 
 
 def data_part(result_settings):
@@ -691,6 +701,8 @@ def _check_recording_timing(sim):
     if not (_is_number(share) and 0 <= share < 1):
         problems.append(f"simulation.NOISE_ONLY_SHARE: must be a share in [0, 1), but got "
                         f"{share!r} instead")
+    if sim["PATCH_AREA_CM2"] is not None:
+        problems += _check_range(sim["PATCH_AREA_CM2"], "simulation.PATCH_AREA_CM2")
     sources = sim["BRAIN_NOISE_SOURCES"]
     if not (isinstance(sources, int) and not isinstance(sources, bool) and sources >= 1):
         problems.append("simulation.BRAIN_NOISE_SOURCES: must be a positive integer, but got "

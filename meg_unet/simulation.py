@@ -10,7 +10,11 @@ Section 3.3 of the thesis is the specification.  One split (train, valid or test
    EMPTY_SIGNAL x SAMPLES_PER_ACTIVATION samples.  At the thesis's sampling rate (600.6 Hz) the
    20 samples span a third of a cycle, exactly as in the thesis; the samples sit at
    ``(k + 0.5) / sfreq`` so that every one of the 20 samples is active (sin(0) would make the
-   first one silent).  Orientation is fixed, normal to the cortex.
+   first one silent).  Orientation is fixed, normal to the cortex.  With
+   ``simulation.PATCH_AREA_CM2 = (low, high)`` each source is instead a patch of cortex grown
+   around its vertex along the mesh (:func:`grow_patch`) to an area drawn log-uniformly from
+   the range, its moment spread over the patch by vertex area; the manifest lists each
+   patch's rows (``patches``).
 2. **Sensor data.**  The sources are projected through the fixed-orientation forward solution
    (directly, sample by sample of the activations: no dense channels x sources x samples array
    and no ``simulate_raw`` on one long source estimate).  Each dipole's amplitude is scaled so
@@ -225,6 +229,71 @@ def dipole_amplitudes(gain, rows, whitener_diag, snr, waveform):
     rms = np.sqrt(np.mean(waveform**2))
     n_channels = gain.shape[0]
     return snr * np.sqrt(n_channels) / (norms * rms)
+
+
+def mesh_geometry(src, hemisphere_rows):
+    """Vertex areas and the mesh's edge lengths over the rows of a surface source space.
+
+    Parameters
+    ----------
+    src : mne.SourceSpaces
+        A surface source space with its triangulation of the used vertices (``use_tris``).
+    hemisphere_rows : ndarray of int
+        Columns of the source space (lh then rh) that the simulation uses.
+
+    Returns
+    -------
+    areas : ndarray, shape (n_rows,)
+        A third of the area of the triangles around each row's vertex, in m^2.
+    edges : scipy.sparse.csr_array, shape (n_rows, n_rows)
+        Length in m of each mesh edge between two rows (hemispheres are not joined).
+    """
+    from scipy import sparse
+
+    offsets = np.cumsum([0] + [len(s["vertno"]) for s in src])
+    areas = np.zeros(offsets[-1])
+    blocks = []
+    for index, hemi in enumerate(src):
+        if hemi.get("use_tris") is None or not len(hemi["use_tris"]):
+            raise ValueError("simulation.PATCH_AREA_CM2 needs a surface source space with its "
+                             "triangulation (use_tris), e.g. an ico or oct spacing")
+        vertno = np.asarray(hemi["vertno"])
+        positions = hemi["rr"][vertno]
+        tris = np.searchsorted(vertno, hemi["use_tris"])
+        a, b, c = (positions[tris[:, k]] for k in range(3))
+        tri_area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+        np.add.at(areas, offsets[index] + tris.ravel(), np.repeat(tri_area / 3, 3))
+        pairs = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+        lengths = np.linalg.norm(positions[pairs[:, 0]] - positions[pairs[:, 1]], axis=1)
+        blocks.append(sparse.coo_array((lengths, (pairs[:, 0], pairs[:, 1])),
+                                       shape=(len(vertno), len(vertno))))
+    edges = sparse.block_diag(blocks, format="csr")
+    edges = edges.maximum(edges.T)  # each edge once in each direction
+    rows = np.asarray(hemisphere_rows)
+    return areas[rows], sparse.csr_array(edges[rows][:, rows])
+
+
+def grow_patch(seed, area, areas, edges):
+    """The rows of a patch grown from ``seed`` along the mesh until it covers ``area``.
+
+    Rows join in order of their path length from the seed along the mesh edges, until their
+    summed area reaches ``area`` (m^2); the seed alone when its own area does.
+
+    Returns
+    -------
+    rows : ndarray of int
+        The patch's rows, the seed first.
+    weights : ndarray of float
+        Each row's share of the patch's area (they sum to 1): the share of the moment it holds.
+    """
+    from scipy.sparse.csgraph import dijkstra
+
+    distance = dijkstra(edges, indices=int(seed))
+    reachable = np.flatnonzero(np.isfinite(distance))
+    order = reachable[np.argsort(distance[reachable], kind="stable")]
+    n = int(np.searchsorted(np.cumsum(areas[order]), area)) + 1
+    rows = order[: min(n, len(order))]
+    return rows, areas[rows] / areas[rows].sum()
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,6 +546,9 @@ class SimulationModel:
             self.sfreq, sim.SAMPLES_PER_ACTIVATION, sim.WAVEFORM_FREQ
         )
         self.gap = int(round(sim.EMPTY_SIGNAL * sim.SAMPLES_PER_ACTIVATION))
+        self.patch_geometry = (
+            mesh_geometry(src, self.hemisphere_rows) if sim.PATCH_AREA_CM2 is not None else None
+        )
 
     # ---- public entry points ---------------------------------------------------------------
 
@@ -589,15 +661,9 @@ class SimulationModel:
         for kind in config_estimate_kinds(config):
             if kind == "truth":
                 continue
-            stc = mne.minimum_norm.apply_inverse_raw(
-                raw,
-                inv,
-                lambda2=config.lambda2,
-                method=INVERSE_METHODS[kind],
-                pick_ori=None,
-                verbose=False,
-            )
-            estimates[kind] = self._hemisphere_estimate(stc.data, raw)
+            estimates[kind] = self._hemisphere_estimate(
+                self._inverse_solution(raw, inv, INVERSE_METHODS[kind]), raw,
+                rows_are_hemisphere=True)
         estimates["truth"] = self._hemisphere_estimate(truth, raw, rows_are_hemisphere=True)
         done("inverse")
 
@@ -648,10 +714,9 @@ class SimulationModel:
                 gain, noise_std, activations, snr_targets, rng
             )
         else:
-            signal, noise, truth, windows, amplitudes = self._thesis_sources(
+            signal, noise, truth, windows, amplitudes, record = self._thesis_sources(
                 gain, noise_std, activations, snr_targets, rng
             )
-            record = {}
         snr_reached = _snr_reached(signal, noise, whitener, windows)
         data = np.zeros((len(info["ch_names"]), signal.shape[1]))
         data[data_picks] = signal + noise
@@ -668,22 +733,51 @@ class SimulationModel:
         signal = np.zeros((gain.shape[0], n_times))
         truth = np.zeros((len(self.hemisphere_rows), n_times), dtype=np.float32)
         onsets = np.arange(len(activations)) * period
-        amplitudes, windows = [], []
+        amplitudes, windows, patches = [], [], []
         waveform_ms = np.mean(self.waveform**2)
         for onset, rows, snr in zip(onsets, activations, snr_targets):
-            columns = self.hemisphere_rows[rows]
-            amps = dipole_amplitudes(gain, columns, whitener, snr, self.waveform)
+            patches.append([])
+            sources = [self._source_gain(gain, row, rng, patches[-1]) for row in rows]
+            columns = np.stack([column for column, _, _ in sources], axis=1)
+            amps = dipole_amplitudes(columns, np.arange(len(sources)), whitener, snr,
+                                     self.waveform)
             amplitudes.append(amps)
             moments = amps[:, np.newaxis] * self.waveform[np.newaxis, :]
-            signal[:, onset : onset + n_active] += gain[:, columns] @ moments
-            truth[rows, onset : onset + n_active] = moments
+            signal[:, onset : onset + n_active] += columns @ moments
+            for (_, source_rows, weights), moment in zip(sources, moments):
+                truth[source_rows, onset : onset + n_active] += np.outer(weights, moment)
             # one dipole's whitened signal is (W g) a s(t): its mean square over channels and
             # samples is ||W g||^2 a^2 mean(s^2) / n_channels
-            norms = np.linalg.norm(gain[:, columns] * whitener[:, None], axis=0)
+            norms = np.linalg.norm(columns * whitener[:, None], axis=0)
             windows.append((slice(onset, onset + n_active),
                             norms**2 * amps**2 * waveform_ms / len(whitener)))
         noise = rng.standard_normal(signal.shape) * noise_std[:, np.newaxis]
-        return signal, noise, truth, windows, amplitudes
+        return signal, noise, truth, windows, amplitudes, self._patch_record(patches)
+
+    def _source_gain(self, gain, row, rng, patches):
+        """The gain column of the source drawn at ``row``, and its rows and weights in the truth.
+
+        A point dipole is the row's own column.  With ``simulation.PATCH_AREA_CM2`` the source
+        is a patch grown around the row (its area drawn here and appended to ``patches``):
+        the area-weighted sum of its rows' columns, one moment spread over the patch.
+        """
+        if self.patch_geometry is None:
+            return gain[:, self.hemisphere_rows[row]], np.array([row]), np.ones(1)
+        areas, edges = self.patch_geometry
+        area_cm2 = float(_log_uniform(rng, *self.config.simulation.PATCH_AREA_CM2))
+        rows, weights = grow_patch(row, area_cm2 * 1e-4, areas, edges)
+        patches.append((rows, area_cm2, float(areas[rows].sum() * 1e4)))
+        return gain[:, self.hemisphere_rows[rows]] @ weights, rows, weights
+
+    def _patch_record(self, patches):
+        """The manifest's record of the patches drawn per window (empty for point dipoles)."""
+        if self.patch_geometry is None:
+            return {}
+        return {"patches": {
+            "area_cm2_drawn": [[_round(drawn) for _, drawn, _ in window] for window in patches],
+            "area_cm2": [[_round(area) for _, _, area in window] for window in patches],
+            "rows": [[[int(r) for r in rows] for rows, _, _ in window] for window in patches],
+        }}
 
     def _recording_sources(self, gain, noise_std, activations, snr_targets, rng):
         """Recording-like data: own onsets, durations and waveforms, silences, varied noise.
@@ -698,8 +792,9 @@ class SimulationModel:
         signal = np.zeros((gain.shape[0], n_times))
         noise = np.zeros_like(signal)
         truth = np.zeros((len(self.hemisphere_rows), n_times), dtype=np.float32)
-        amplitudes, windows = [], []
+        amplitudes, windows, patches = [], [], []
         for index, (rows, snr) in enumerate(zip(activations, snr_targets)):
+            patches.append([])
             level = schedule["noise_levels"][index]
             start, stop = schedule["segments"][index]
             noise[:, start:stop] = level * segment_noise(
@@ -711,13 +806,14 @@ class SimulationModel:
                 rows, schedule["source_onsets"][index], schedule["source_durations"][index],
                 schedule["waveforms"][index], schedule["frequencies_hz"][index],
             ):
-                column = self.hemisphere_rows[row]
                 waveform = source_waveform(kind, int(length), self.sfreq, freq, rng)
-                amp = dipole_amplitudes(gain, [column], whitener, snr * level, waveform)[0]
+                column, source_rows, weights = self._source_gain(gain, row, rng, patches[-1])
+                amp = dipole_amplitudes(column[:, np.newaxis], [0], whitener, snr * level,
+                                        waveform)[0]
                 moments = amp * waveform
-                signal[:, onset : onset + length] += np.outer(gain[:, column], moments)
-                truth[row, onset : onset + length] = moments
-                norm = np.linalg.norm(gain[:, column] * whitener)
+                signal[:, onset : onset + length] += np.outer(column, moments)
+                truth[source_rows, onset : onset + length] += np.outer(weights, moments)
+                norm = np.linalg.norm(column * whitener)
                 dipole_ms.append(norm**2 * amp**2 * np.mean(waveform**2) / len(whitener))
                 amps.append(amp)
             amplitudes.append(np.array(amps))
@@ -743,6 +839,7 @@ class SimulationModel:
                 "setting": float(sim.NOISE_ONLY_SHARE),
                 "reached": float(np.mean(silent)) if n_times else 0.0,
             },
+            **self._patch_record(patches),
         }
         return signal, noise, truth, windows, amplitudes, record
 
@@ -862,6 +959,35 @@ class SimulationModel:
         record["ssp_projectors"] = [p["desc"] for p in projs]
         return record
 
+    def _inverse_solution(self, raw, inv, method, chunk=10_000):
+        """One inverse method applied to the whole recording, for the simulated hemisphere(s).
+
+        Applied ``chunk`` samples at a time: a loose-orientation solution holds three rows per
+        source before they are combined, so one application to a whole split needs 3 x
+        sources x samples floats at once (an ico4 split of the quick profile ran out of 24 GB).
+
+        Returns
+        -------
+        solution : ndarray of float32, shape (n_hemisphere_rows, n_times)
+        """
+        import mne
+
+        lambda2 = self.config.lambda2
+        prepared = mne.minimum_norm.prepare_inverse_operator(inv, 1, lambda2, method,
+                                                             verbose=False)
+        label = None
+        if self.config.hemisphere != "both":
+            index = ("lh", "rh").index(self.config.hemisphere)
+            label = mne.Label(vertices=inv["src"][index]["vertno"],
+                              hemi=self.config.hemisphere)
+        solution = np.empty((len(self.hemisphere_rows), raw.n_times), dtype=np.float32)
+        for start in range(0, raw.n_times, chunk):
+            stop = min(start + chunk, raw.n_times)
+            solution[:, start:stop] = mne.minimum_norm.apply_inverse_raw(
+                raw, prepared, lambda2, method, label=label, start=start, stop=stop,
+                pick_ori=None, prepared=True, verbose=False).data
+        return solution
+
     def _hemisphere_estimate(self, data, raw, rows_are_hemisphere=False):
         """A SourceEstimate of the simulated hemisphere(s) only, stored as float32."""
         import mne
@@ -955,11 +1081,14 @@ class SimulationModel:
             "bads": list(raw.info["bads"]),
             "timings_s": timings,
         }
-        if timing:
+        if timing.get("timing") == "recording":
             # "recording" timing: each source's onset, duration and waveform, the noise of
             # each segment and the share of samples with no source
             manifest["recording"] = {k: v for k, v in timing.items()
-                                     if k not in ("timing", "window_durations")}
+                                     if k not in ("timing", "window_durations", "patches")}
+        if "patches" in timing:
+            # extended sources: each source's rows (the drawn vertex first) and area
+            manifest["patches"] = timing["patches"]
         return manifest
 
 

@@ -51,6 +51,14 @@ BRAIN_NOISE_SOURCES = 100
 #: noise level, so the SNR stays honest while the noise floor moves against the covariance.
 NOISE_LEVEL = (0.7, 1.4)
 
+#: Extent of each source: None for point dipoles at the source-space vertices (the thesis), or
+#: a range (low, high) of cortical area in cm^2: each source is then a patch of cortex grown
+#: around its drawn vertex (the nearest vertices along the source-space mesh) to an area drawn
+#: log-uniformly from the range, with one time course and its moment spread over the patch in
+#: proportion to each vertex's area, oriented along the local normals.  A benchmark's harder
+#: condition (2-10 cm^2 on an ico4 source space inverted on ico3); no profile trains on it.
+PATCH_AREA_CM2 = None
+
 #: Number of passes over every vertex of the hemisphere in the single-dipole splits, per split.
 #: (The thesis does not state it; profiles override these.)
 PASSES = {"train": 1, "valid": 1, "test": 1}

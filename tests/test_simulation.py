@@ -17,6 +17,8 @@ from meg_unet.simulation import (
     draw_activations,
     draw_recording_schedule,
     draw_snrs,
+    grow_patch,
+    mesh_geometry,
     source_waveform,
     split_seed,
     split_status,
@@ -459,6 +461,9 @@ def test_source_waveforms(kind):
     ({"simulation.NOISE_KINDS": ()}, "simulation.NOISE_KINDS"),
     ({"simulation.NOISE_LEVEL": (0.0, 1.0)}, "simulation.NOISE_LEVEL"),
     ({"simulation.OSCILLATION_HZ": (2.0, 400.0)}, "simulation.OSCILLATION_HZ"),
+    ({"simulation.PATCH_AREA_CM2": (5.0, 2.0)}, "simulation.PATCH_AREA_CM2"),
+    ({"simulation.PATCH_AREA_CM2": (-1.0, 2.0)}, "simulation.PATCH_AREA_CM2"),
+    ({"simulation.PATCH_AREA_CM2": 4.0}, "simulation.PATCH_AREA_CM2"),
 ])
 def test_bad_recording_settings_refused_by_name(tmp_path, parameters, culprit):
     from meg_unet.config import ConfigError
@@ -498,3 +503,68 @@ def test_recording_split_manifest_and_truth(tmp_path, tiny_head_model):
     np.testing.assert_array_equal(active, expected)
     assert manifest["n_samples"] == truth.shape[1]
     assert np.mean(~active.any(axis=0)) == pytest.approx(share["reached"])
+
+
+# ---- extended sources (simulation.PATCH_AREA_CM2) ----------------------------------------------
+
+
+def test_mesh_geometry_areas_and_edges(tiny_head_model):
+    src = tiny_head_model.src
+    rows = len(src[0]["vertno"]) + np.arange(len(src[1]["vertno"]))
+    areas, edges = mesh_geometry(src, rows)
+    # an ico2 hemisphere is a closed mesh: its vertex areas add up to its triangles' area
+    rh = src[1]
+    positions = rh["rr"][rh["vertno"]]
+    tris = np.searchsorted(rh["vertno"], rh["use_tris"])
+    a, b, c = (positions[tris[:, k]] for k in range(3))
+    total = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1).sum()
+    assert areas.sum() == pytest.approx(total)
+    assert edges.shape == (len(rows), len(rows)) and (edges != edges.T).nnz == 0
+    # every edge of the triangulation, and nothing else, with its length
+    i, j = tris[0, 0], tris[0, 1]
+    assert edges[i, j] == pytest.approx(np.linalg.norm(positions[i] - positions[j]))
+    assert edges.nnz == 2 * 3 * len(tris) // 2
+
+
+def test_grow_patch_takes_nearest_rows_until_the_area_is_covered():
+    # a path 0 - 1 - 2 - 3 with edges 1, 1, 2 m and areas 1, 2, 3, 4 m^2
+    from scipy import sparse
+
+    edges = sparse.csr_array(np.array([[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 2],
+                                       [0, 0, 2, 0]], float))
+    areas = np.array([1.0, 2.0, 3.0, 4.0])
+    rows, weights = grow_patch(1, 2.0, areas, edges)
+    np.testing.assert_array_equal(rows, [1])  # the seed covers the area on its own
+    rows, weights = grow_patch(1, 4.5, areas, edges)
+    assert rows[0] == 1 and set(rows) == {0, 1, 2}
+    np.testing.assert_allclose(weights, areas[rows] / 6.0)
+    rows, _ = grow_patch(0, 100.0, areas, edges)  # more than the mesh: all of it
+    np.testing.assert_array_equal(np.sort(rows), [0, 1, 2, 3])
+
+
+def test_patch_split_spreads_each_moment_over_its_patch(tmp_path, tiny_head_model):
+    config = tiny_config(tmp_path, ARTIFACTS=False,
+                         PARAMETERS={"simulation.PATCH_AREA_CM2": (10.0, 40.0)})
+    directory = SimulationModel(config, tiny_head_model).simulate_split("test")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    patches = manifest["patches"]
+    rows = manifest["activations"]["rows"]
+    assert [len(p) for p in patches["rows"]] == [len(r) for r in rows]
+    truth = read_estimate(directory, "truth").data
+    onsets = manifest["activations"]["onsets"]
+    for window in range(len(rows)):
+        for seed, patch, drawn, area in zip(rows[window], patches["rows"][window],
+                                            patches["area_cm2_drawn"][window],
+                                            patches["area_cm2"][window]):
+            assert patch[0] == seed and len(set(patch)) == len(patch)
+            assert area >= drawn or len(patch) == len(truth)  # grown until covered
+            active = np.flatnonzero(np.abs(truth[:, onsets[window] + 5]) > 0)
+            np.testing.assert_array_equal(np.sort(patch), active)
+    # ico2 vertices cover about 5 cm^2 each: the patches hold several of them
+    assert np.mean([len(p) for window in patches["rows"] for p in window]) > 2
+    # the SNR holds for the patch as a whole
+    ratio = manifest["snr_reached"]["ratio_to_target"]
+    assert 0.9 < ratio["min"] and ratio["max"] < 1.1
+    # point dipoles (the default) write no patches and keep the split's identity
+    assert "PATCH_AREA_CM2" not in json.loads(json.dumps(tiny_config(tmp_path).data_settings()))[
+        "RESOLVED_PARAMETERS"]["simulation"]
