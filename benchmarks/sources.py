@@ -34,6 +34,20 @@ Run from the repository root after ``make demo`` (or for another split predicted
     python benchmarks/sources.py --n-windows 200 --n-slow-windows 20
 
 and read ``benchmarks/results/sources-<run>.md``.
+
+Harder conditions, away from the solvers' best case (dipoles on the vertices they fit, with
+the forward model that made the data):
+
+- ``--wrong-forward MM DEG``: every method inverts with the forward model of the MEG device
+  moved by MM mm and turned by DEG degrees.
+- ``--data`` a split simulated on a finer source space (``--set SPACING=ico4`` for the quick
+  model's ico3): every method inverts it on the model's source space, so the true dipoles lie
+  between its vertices (only windows whose every source is off the model's grid count).
+- the same with ``--set "simulation.PATCH_AREA_CM2=(2.0, 10.0)"`` at simulation: every source
+  is a patch of cortex.
+
+In these the benchmark makes the inverse operator itself and runs the U-Net through
+``predict_recording``, as a user with a recording would; no ``predict.py --data`` is needed.
 """
 
 from __future__ import annotations
@@ -136,13 +150,16 @@ def noise_windows(data, guard, n, length, seed=0):
 
 
 def evaluate(data, maps, thresholds, windows, methods, n_orient, penalty=PENALTY,
-             pursuit_penalty=PURSUIT_PENALTY):
+             pursuit_penalty=PURSUIT_PENALTY, truth=None):
     """One row per (window, method): counts, matches, matched DLE, amplitude error, ms.
 
     The map-based methods run over the whole split, as predict.py does, and each window gets
     the sources whose peak lies in it; their ms is the whole run's time over the split's
-    activation windows.  The solvers are given each window.
+    activation windows.  The solvers are given each window.  ``truth`` is the split as
+    simulated when ``data`` is a view of it on another source space (:func:`invert_with`):
+    the true positions and amplitudes are read from it.
     """
+    truth = data if truth is None else truth
     import pandas as pd
     from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
@@ -166,14 +183,13 @@ def evaluate(data, maps, thresholds, windows, methods, n_orient, penalty=PENALTY
                                                  pursuit_penalty)
                     seconds = time.perf_counter() - started
                 true = list(window.rows)
-                pairs, distances = match_sources(data.positions[found], data.positions[true],
+                pairs, distances = match_sources(data.positions[found], truth.positions[true],
                                                  MATCH_RADIUS)
                 amplitude_error = np.nan
                 if amplitudes is not None and len(pairs):
-                    peak = np.abs(data.amplitudes[:, window.start : window.stop]).max(axis=1)
-                    truth = peak[np.asarray(true)[pairs[:, 1]]]
+                    peak = true_peaks(truth, window)[pairs[:, 1]]
                     estimate = np.asarray(amplitudes)[pairs[:, 0]]
-                    amplitude_error = float(np.mean(np.abs(estimate - truth) / truth))
+                    amplitude_error = float(np.mean(np.abs(estimate - peak) / peak))
                 rows.append(dict(
                     method=method, window=window.index, n_true=len(true), n_found=len(found),
                     n_matched=len(pairs),
@@ -250,42 +266,67 @@ def markdown(summary_table, header):
     return "\n".join(lines) + "\n"
 
 
-def wrong_forward(config, data, shift_mm, rotate_deg, work_dir):
-    """The split as an analyst with a wrong coregistration sees it: every method inverts the
-    split's data with the forward model of the MEG device moved by ``shift_mm`` and turned by
-    ``rotate_deg`` (``benchmarks/evoked.py``'s perturbation).
+def invert_with(config, data, fwd, src, work_dir):
+    """The split as every method sees it when it inverts the split's data with ``fwd``.
 
-    Returns the split with the wrong forward solution and inverse operator in place, the maps
-    computed with them (the U-Net's through ``predict_recording``, as a user would run it;
-    sLORETA's by ``apply_inverse_raw``) and the relative change of the gain matrix.
+    ``fwd`` is a free-orientation forward solution on the model's source space: a wrong one
+    (the device moved), or the model's own when the split was simulated on another source
+    space (off the model's grid).  An inverse operator is made from it with the split's noise
+    covariance and settings; the U-Net's map comes from ``predict_recording`` (as a user
+    would run it on a recording), sLORETA's from ``apply_inverse_raw``.  ``src`` is the
+    source space of ``fwd`` in MRI coordinates, as the split's own (the forward solution's
+    copy is in head coordinates).
+
+    Returns
+    -------
+    view : SplitData
+        The split with ``fwd``, its inverse operator and its source geometry (vertices,
+        positions, adjacency) in place; the recording, the true amplitudes and the windows
+        stay the split's.
+    maps : dict
+        ``"unet"`` and ``"sloreta"`` maps on the view's rows.
     """
     import dataclasses
 
     import mne
 
-    from evoked import load_training_head_model, moved_head
     from meg_unet.baselines import _hemisphere_rows
-    from meg_unet.prediction import predict_recording
+    from meg_unet.prediction import _source_geometry, predict_recording
 
-    head = load_training_head_model(config, config.head_model_dir, n_jobs=config.n_jobs)
-    moved = moved_head(head, shift_mm, rotate_deg, n_jobs=config.n_jobs)
     fixed = data.orientation == "fixed"
     inv = mne.minimum_norm.make_inverse_operator(
-        data.info, moved["fwd_free"], data.cov, loose=0.0 if fixed else data.loose,
-        depth=data.depth, fixed=fixed, verbose=False)
+        data.info, fwd, data.cov, loose=0.0 if fixed else data.loose, depth=data.depth,
+        fixed=fixed, verbose=False)
     work_dir.mkdir(parents=True, exist_ok=True)
-    inv_fname = work_dir / "wrong-inv.fif"
+    inv_fname = work_dir / "model-inv.fif"
     mne.minimum_norm.write_inverse_operator(inv_fname, inv, overwrite=True, verbose=False)
+    vertices = [np.asarray(s["vertno"] if hemi in data.hemispheres else [], dtype=np.int64)
+                for s, hemi in zip(src, ("lh", "rh"))]
+    positions, adjacency, hemis = _source_geometry(src, data.hemisphere)
+    view = dataclasses.replace(
+        data, fwd=fwd, inv=inv, src=src, vertices=vertices, vertno=np.concatenate(vertices),
+        positions=positions, adjacency=adjacency, hemis=hemis, cache={}, setup_seconds={})
     stc_fname = predict_recording(
         config.run_results_dir, inv_fname, raw_fname=data.directory / f"{data.split}_raw.fif",
-        out_fname=work_dir / "wrong-unet-stc.h5", overwrite=True, progress=False)
+        out_fname=work_dir / "model-unet-stc.h5", overwrite=True, progress=False)
     sloreta = mne.minimum_norm.apply_inverse_raw(data.raw, inv, data.lambda2, "sLORETA",
                                                  pick_ori=None, verbose=False)
-    maps = {"unet": _read_hemisphere_rows(stc_fname, data.vertices),
-            "sloreta": _hemisphere_rows(sloreta, data, data.raw.n_times)}
-    wrong = dataclasses.replace(data, fwd=moved["fwd_free"], inv=inv, cache={},
-                                setup_seconds={})
-    return wrong, maps, moved["gain_change"]
+    maps = {"unet": _read_hemisphere_rows(stc_fname, vertices),
+            "sloreta": _hemisphere_rows(sloreta, view, data.raw.n_times)}
+    return view, maps
+
+
+def true_peaks(data, window):
+    """Peak moment (A m) of each true source of a window, in the order of ``window.rows``.
+
+    A patch's moment is the sum over its rows (``manifest["patches"]``), a dipole's its own.
+    """
+    block = data.amplitudes[:, window.start : window.stop]
+    patches = data.manifest.get("patches")
+    if patches is None:
+        return np.abs(block[list(window.rows)]).max(axis=1)
+    return np.array([np.abs(block[rows].sum(axis=0)).max()
+                     for rows in patches["rows"][window.index]])
 
 
 def run(config, data_dir, predictions, n_windows, n_slow_windows, n_noise, n_orient, seed,
@@ -293,33 +334,73 @@ def run(config, data_dir, predictions, n_windows, n_slow_windows, n_noise, n_ori
         work_dir=None):
     import pandas as pd
 
-    data = load_split(data_dir)
+    truth = load_split(data_dir)
     detection = read_json(config.run_results_dir / "model" / "model.json")["detection"]["best"]
     thresholds = detection["thresholds"]
-    change = None
-    if perturbation:
-        data, maps, change = wrong_forward(config, data, *perturbation, work_dir)
+    notes = []
+    other_grid = truth.manifest.get("spacing") != config.spacing
+    if perturbation or other_grid:
+        from evoked import load_training_head_model, moved_head
+
+        head = load_training_head_model(config, config.head_model_dir, n_jobs=config.n_jobs)
+        fwd = head.fwd_free
+        if perturbation:
+            moved = moved_head(head, *perturbation, n_jobs=config.n_jobs)
+            fwd, change = moved["fwd_free"], moved["gain_change"]
+            notes.append(
+                f"Every method inverts with the forward model of the MEG device moved by "
+                f"{perturbation[0]:g} mm and turned by {perturbation[1]:g} degrees (the gain "
+                f"matrix changes by {change['frobenius']:.0%}, relative Frobenius norm; per "
+                f"source a median {change['per_source_median']:.0%}); the data are the "
+                f"split's, simulated with the device in place.")
+        data, maps = invert_with(config, truth, fwd, head.src, work_dir)
     else:
+        data = truth
         maps = {
             "unet": _read_hemisphere_rows(predictions / f"{data.split}-unet-stc.h5",
                                           data.vertices),
             "sloreta": _read_hemisphere_rows(data.directory / f"{data.split}-sloreta-stc.h5",
                                              data.vertices),
         }
-    chosen = [data.windows[i] for i in choose_windows(len(data.windows), n_windows, seed)]
-    slow = [data.windows[i] for i in choose_windows(len(data.windows), n_slow_windows, seed)]
+    candidates = truth.windows
+    if other_grid:
+        notes.append(
+            f"The split was simulated on a {truth.manifest.get('spacing')} source space "
+            f"({truth.n_vertices} sources) and every method inverts it on the model's "
+            f"{config.spacing} ({data.n_vertices} sources); the true positions are the "
+            "simulated ones.")
+        if "patches" not in truth.manifest:
+            from scipy.spatial import cKDTree
+
+            off = cKDTree(data.positions).query(truth.positions)[0] > 1e-3
+            candidates = [w for w in truth.windows if off[list(w.rows)].all()]
+            notes.append(f"Only windows whose every source lies off the model's grid count "
+                         f"({len(candidates)} of {len(truth.windows)}).")
+    if "patches" in truth.manifest:
+        areas = [a for window in truth.manifest["patches"]["area_cm2"] for a in window]
+        notes.append(
+            f"Every source is a patch of {np.min(areas):.1f}-{np.max(areas):.1f} cm^2 (median "
+            f"{np.median(areas):.1f}; simulation.PATCH_AREA_CM2 "
+            f"{truth.manifest['config']['RESOLVED_PARAMETERS']['simulation']['PATCH_AREA_CM2']}"
+            "); its true position is the vertex it grew from, its moment the patch's sum.")
+    chosen = [candidates[i] for i in choose_windows(len(candidates), n_windows, seed)]
+    slow = [candidates[i] for i in choose_windows(len(candidates), n_slow_windows, seed)]
     length = int(np.median([w.stop - w.start for w in chosen]))
     guard = int(round(config.network.DETECTION_GUARD_MS * 1e-3 * data.info["sfreq"]))
     quiet = noise_windows(data, guard, n_noise, length, seed)
     windows = {m: (slow if m in SLOW_METHODS else chosen) + quiet[: len(slow) if m in
                SLOW_METHODS else len(quiet)] for m in METHODS}
     table = evaluate(data, maps, thresholds, windows, methods, n_orient, penalty,
-                     pursuit_penalty)
-    return data, table, pd.DataFrame(summary(table)), length, len(quiet), change
+                     pursuit_penalty, truth=truth)
+    return data, table, pd.DataFrame(summary(table)), length, len(quiet), notes
 
 
-def _inputs(config, data_dir, predictions):
-    """Refuse, with what to run, when the split, its predictions or the thresholds are missing."""
+def _inputs(config, data_dir, predictions, inverted_here):
+    """Refuse, with what to run, when the split, its predictions or the thresholds are missing.
+
+    ``inverted_here``: the benchmark inverts the split itself (another forward model or source
+    space), so it needs no predictions of it.
+    """
     if not (data_dir / "manifest.json").is_file():
         return f"{data_dir} is not a simulated split (simulate_data.py makes one)"
     model_json = config.run_results_dir / "model" / "model.json"
@@ -328,7 +409,7 @@ def _inputs(config, data_dir, predictions):
     if "best" not in read_json(model_json).get("detection", {}):
         return f"{model_json} has no detection thresholds (predict.py calibrates the model)"
     split = data_dir.name
-    if not (predictions / f"{split}-unet-stc.h5").is_file():
+    if not inverted_here and not (predictions / f"{split}-unet-stc.h5").is_file():
         return (f"no {predictions / f'{split}-unet-stc.h5'}: run predict.py --data {data_dir} "
                 "with the same settings first")
     return None
@@ -373,7 +454,9 @@ def main(argv=None):
     own = data_run == config.run_name and data_dir.name == "test"
     predictions = config.run_results_dir / (
         "predictions" if own else f"predictions-{data_run}-{data_dir.name}")
-    problem = _inputs(config, data_dir, predictions)
+    spacing = read_json(manifest).get("spacing") if manifest.is_file() else None
+    problem = _inputs(config, data_dir, predictions,
+                      bool(args.wrong_forward) or spacing != config.spacing)
     if problem:
         print(f"sources.py: {problem}", file=sys.stderr)
         return 1
@@ -381,7 +464,7 @@ def main(argv=None):
     results = Path(args.results_dir)
     name = args.out or f"sources-{config.run_name}" + ("" if own else f"-{data_run}") + (
         "-wrong-forward" if args.wrong_forward else "")
-    data, table, result, length, n_quiet, change = run(
+    data, table, result, length, n_quiet, notes = run(
         config, data_dir, predictions, args.n_windows, args.n_slow_windows, args.n_noise,
         args.n_orient, args.seed, args.methods, args.penalty, args.pursuit_penalty,
         args.wrong_forward, config.run_results_dir / f"{name}-work")
@@ -400,14 +483,7 @@ def main(argv=None):
         f"{platform.machine()} with {os.cpu_count()} cores; "
         f"{time.perf_counter() - started:.0f} s in all."
     )
-    if args.wrong_forward:
-        header += (
-            f"  Every method inverts with the forward model of the MEG device moved by "
-            f"{args.wrong_forward[0]:g} mm and turned by {args.wrong_forward[1]:g} degrees "
-            f"(the gain matrix changes by {change['frobenius']:.0%}, relative Frobenius norm; "
-            f"per source a median {change['per_source_median']:.0%}); the data are the "
-            f"split's, simulated with the device in place."
-        )
+    header += "".join("  " + note for note in notes)
     inputs_ms, network_ms = path_ms(config, data)
     refit_ms = float(table[(table["method"] == "unet_refit") & (table["n_true"] > 0)]["ms"]
                      .median()) if "unet_refit" in args.methods else float("nan")

@@ -96,6 +96,42 @@ def test_a_wrong_forward_model_inverts_every_method_with_the_moved_device(predic
     assert 1 < change < 60
     # the U-Net's map came from predict_recording with the wrong inverse operator
     work = tmp_path / "results" / "meg" / "sources-meg-wrong-forward-work"
-    assert (work / "wrong-unet-stc.h5").is_file() and (work / "wrong-events.tsv").is_file()
+    assert (work / "model-unet-stc.h5").is_file() and (work / "model-events.tsv").is_file()
     table = pd.read_csv(out / "sources-meg-wrong-forward.csv")
     assert set(table["method"]) == {"unet_refit", "omp"}
+
+
+@pytest.mark.parametrize("patches", [False, True])
+def test_a_split_on_a_finer_source_space_is_inverted_on_the_models(predicted, tiny_head_model,
+                                                                    head_model_ico3_meg,
+                                                                    patches, capsys):
+    """ico3 data (dipoles off the tiny model's ico2 grid, or patches) scored on ico2."""
+    from meg_unet.simulation import SimulationModel
+
+    config_file, tmp_path = predicted
+    fine = validate_settings(tiny_run_settings(
+        tmp_path, run_name=f"fine-{patches}", SPACING="ico3", ARTIFACTS=False,
+        PARAMETERS={"simulation.PATCH_AREA_CM2": (2.0, 10.0)} if patches else {}))
+    directory = SimulationModel(fine, head_model_ico3_meg).simulate_split("test")
+    out = tmp_path / f"fine-{patches}"
+    status = benchmark.main([
+        "--config", str(config_file), "--data", str(directory), "--n-windows", "20",
+        "--n-slow-windows", "1", "--n-noise", "2", "--results-dir", str(out),
+        "--methods", "unet_refit", "omp", "--out", "fine"])
+    assert status == 0
+    text = (out / "fine.md").read_text()
+    assert "simulated on a ico3 source space (642 sources)" in text
+    assert "on the model's ico2 (162 sources)" in text
+    table = pd.read_csv(out / "fine.csv")
+    windows = sorted(set(table.loc[table["window"] >= 0, "window"]))
+    manifest = benchmark.read_json(directory / "manifest.json")
+    rows = [manifest["activations"]["rows"][w] for w in windows]
+    if patches:
+        assert "Every source is a patch of" in text and len(windows) == 20
+    else:
+        # ico2 vertices are the first 162 of ico3: only windows of the others count
+        assert all(r >= 162 for window in rows for r in window)
+        n_off = sum(min(r) >= 162 for r in manifest["activations"]["rows"])
+        assert f"lies off the model's grid count ({n_off} of 642)" in text
+    # matches are scored against the simulated positions, within 2 cm
+    assert table["matched_dle_cm"].dropna().between(0, 2).all()
