@@ -45,6 +45,7 @@ WAVEFORM_KINDS = ("bump", "damped", "burst")
 NOISE_KINDS = ("white", "pink", "brain")
 NORMALIZE_OVER = ("sample", "channel", "noise")
 CLASS_WEIGHTINGS = ("inverse_frequency", "sqrt_inverse_frequency", "none")
+ROW_ORDERS = ("source_space", "mesh")
 
 #: The parameter modules a profile or the PARAMETERS setting may override, by section name.
 PARAMETER_MODULES = {
@@ -493,7 +494,7 @@ _MISSING = object()
 #: Parameters added after data and models were made, with the value that reproduces them: at
 #: that value they are left out of the settings that identify a split or a run, so that adding
 #: them does not make every existing split and model stale.
-_NEUTRAL_PARAMETERS = {"simulation.PATCH_AREA_CM2": None}
+_NEUTRAL_PARAMETERS = {"simulation.PATCH_AREA_CM2": None, "network.ROW_ORDER": "source_space"}
 
 
 def data_part(result_settings):
@@ -619,6 +620,9 @@ def _check_parameters(sections):
     for key in ("LR_DECAY", "MOMENTUM"):
         if not 0 <= net[key] <= 1:
             problems.append(f"network.{key}: must be in [0, 1], but got {net[key]!r}")
+    if net["ROW_ORDER"] not in ROW_ORDERS:
+        problems.append(f"network.ROW_ORDER: allowed values are {ROW_ORDERS}, but got "
+                        f"{net['ROW_ORDER']!r}")
     if net["CLASS_WEIGHTING"] not in CLASS_WEIGHTINGS:
         problems.append(f"network.CLASS_WEIGHTING: allowed values are {CLASS_WEIGHTINGS}, but "
                         f"got {net['CLASS_WEIGHTING']!r}")

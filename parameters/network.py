@@ -61,6 +61,14 @@ DETECTION_GUARD_MS = 50.0
 #: Border pixels of each tile left out of predictions and metrics (thesis 3.5: 2).
 BORDER = 2
 
+#: Order of the vertices along the rows of a tile, as the network sees them.  "source_space"
+#: (the thesis): the source space's own order, in which most of a vertex's mesh neighbours lie
+#: far away (on ico3 a median 194 rows), beyond the reach of a 4 x 4 convolution; "mesh": the
+#: reverse Cuthill-McKee order of the mesh, which brings every neighbour within 41 rows (median
+#: 28).  The model reorders its input and restores the output itself, so its files and maps
+#: stay in the source space's order.
+ROW_ORDER = "source_space"
+
 #: Tiles per optimizer step (thesis: one 642x642 tile per step).
 BATCH_SIZE = 1
 

@@ -421,3 +421,23 @@ def test_overwrite_keeps_the_old_model_when_the_data_fail(trained, tmp_path):
     with pytest.raises(DataError, match="'valid' split folder"):
         train(config, overwrite=True)
     assert (config.run_results_dir / "model" / "last.keras").is_file()
+
+
+def test_a_mesh_row_order_travels_with_the_model(tmp_path, tiny_head_model):
+    config = validate_settings(tiny_settings(tmp_path, PARAMETERS={
+        "network.ROW_ORDER": "mesh", "network.EPOCHS": 1, "tile.STEPS_PER_EPOCH": 2}))
+    write_fake_run(config, tiny_head_model.src, n_samples=SAMPLES)
+    result = train(config)
+    order = result.model.get_layer("row_order").order
+    sidecar = json.loads((result.model_dir / "model.json").read_text())
+    assert sidecar["build_arguments"]["row_order"] == order
+    assert sorted(order) == list(range(len(tiny_head_model.src[1]["vertno"])))
+    model, _, _ = load_trained_model(result.model_dir, "last", config=config)
+    assert model.get_layer("row_order_back").inverse
+
+
+def test_an_unknown_row_order_is_refused(tmp_path):
+    from meg_unet.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"network\.ROW_ORDER"):
+        validate_settings(tiny_settings(tmp_path, PARAMETERS={"network.ROW_ORDER": "hilbert"}))

@@ -10,7 +10,13 @@ import keras
 import numpy as np
 import pytest
 
-from meg_unet.network.unet import build_unet, forward_flops, padding_for
+from meg_unet.network.unet import (
+    RowOrder,
+    build_unet,
+    forward_flops,
+    mesh_row_order,
+    padding_for,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,3 +181,53 @@ def test_builds_and_predicts_under_jax():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ok" in proc.stdout
+
+
+# ---- the row order inside the network (network.ROW_ORDER) -------------------------------------
+
+
+def test_a_row_order_shows_the_network_its_input_reordered_and_restores_the_output():
+    arguments = dict(input_shape=(42, 8, 3), n_classes=2, n_levels=3, filter_size=3,
+                     root_features=2, seed=0)
+    order = np.random.default_rng(1).permutation(42)
+    plain = build_unet(**arguments)
+    ordered = build_unet(**arguments, row_order=order)
+    assert len(ordered.weights) == len(plain.weights)  # the same network, same seeds
+    x = np.random.default_rng(0).random((2, 42, 8, 3), dtype=np.float32)
+    inside = plain.predict(x[:, order], verbose=0)  # what the network computes on its rows
+    out = ordered.predict(x, verbose=0)
+    np.testing.assert_allclose(out[:, order], inside, rtol=1e-5, atol=1e-6)
+    # without the row order the same weights give another answer: the order matters
+    assert not np.allclose(plain.predict(x, verbose=0), out, atol=1e-4)
+
+
+def test_a_model_with_a_row_order_reloads(tmp_path):
+    model = build_unet((42, 7, 3), 2, n_levels=2, filter_size=3, root_features=2, seed=0,
+                       row_order=np.arange(42)[::-1])
+    x = np.random.default_rng(0).random((1, 42, 7, 3), dtype=np.float32)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
+    assert again.get_layer("row_order").order == list(range(42))[::-1]
+
+
+def test_bad_row_orders_are_refused():
+    with pytest.raises(ValueError, match="permutation"):
+        RowOrder([0, 0, 1])
+    with pytest.raises(ValueError, match="must order the 42 rows"):
+        build_unet((42, 7, 3), 2, n_levels=2, filter_size=3, root_features=2,
+                   row_order=range(40))
+
+
+def test_mesh_row_order_brings_neighbours_together(tiny_head_model):
+    from meg_unet.metrics import mesh_adjacency
+
+    adjacency = mesh_adjacency(tiny_head_model.src[1])
+    order = mesh_row_order(adjacency)
+    assert sorted(order) == list(range(adjacency.shape[0]))
+    position = np.empty(len(order), int)
+    position[order] = np.arange(len(order))
+    i, j = adjacency.nonzero()
+    # on ico2 the source space's order puts neighbours up to ~150 rows apart
+    assert np.abs(i - j).max() > 100
+    assert np.abs(position[i] - position[j]).max() < np.abs(i - j).max() / 3

@@ -45,7 +45,7 @@ from keras import ops
 
 from ..data_provider import DataProvider, GeneratorDataProvider, Preprocessing, class_weights
 from ..io import read_json, read_with, write_json
-from .unet import build_unet
+from .unet import build_unet, mesh_row_order
 
 logger = logging.getLogger("meg_unet")
 
@@ -140,7 +140,7 @@ def pixel_error(y_true, y_pred):
 # --------------------------------------------------------------------------------------------
 
 
-def build_arguments(config, tile_shape, n_classes):
+def build_arguments(config, tile_shape, n_classes, row_order=None):
     """Return the keyword arguments of :func:`build_unet` for a configuration.
 
     Parameters
@@ -151,9 +151,14 @@ def build_arguments(config, tile_shape, n_classes):
         ``(n_vertices, T_STEPS, n_channels)``.
     n_classes : int
         Target classes.
+    row_order : list of int | None
+        The rows' order inside the network (``network.ROW_ORDER = "mesh"``, see
+        :func:`row_order`); None keeps the source space's.
     """
     net = config.network
+    extra = {} if row_order is None else {"row_order": [int(i) for i in row_order]}
     return {
+        **extra,
         "input_shape": [int(s) for s in tile_shape],
         "n_classes": int(n_classes),
         "n_levels": net.N_LEVELS,
@@ -165,6 +170,27 @@ def build_arguments(config, tile_shape, n_classes):
         "l1": net.L1,
         "seed": config.seed,
     }
+
+
+def row_order(config, provider):
+    """The order of the rows inside the network that ``network.ROW_ORDER`` asks for.
+
+    Returns None for ``"source_space"``; for ``"mesh"``, :func:`~meg_unet.network.unet.
+    mesh_row_order` of the mesh of the provider's source space (hemispheres one after the
+    other, as the rows).
+    """
+    if config.network.ROW_ORDER == "source_space":
+        return None
+    from scipy import sparse
+
+    from ..metrics import mesh_adjacency
+
+    if provider.src is None:
+        raise ValueError('network.ROW_ORDER = "mesh" needs the source space of the training '
+                         "split; this data provider was made from arrays")
+    blocks = [mesh_adjacency(hemi) for hemi, vertno in zip(provider.src, provider.vertices)
+              if len(vertno)]
+    return mesh_row_order(sparse.block_diag(blocks))
 
 
 def make_optimizer(config, steps_per_epoch):
@@ -746,7 +772,8 @@ def train(config, overwrite=False, resume=False):
     valid_stream = GeneratorDataProvider.from_config(
         valid_data, config, training=False, initial_epoch=initial_epoch
     )
-    arguments = build_arguments(config, train_data.tile_shape, train_data.n_classes)
+    arguments = build_arguments(config, train_data.tile_shape, train_data.n_classes,
+                                row_order(config, train_data))
     scope, n_devices = distribution_scope(config.network.BATCH_SIZE)
 
     expected = {

@@ -2,9 +2,10 @@
 
 The model takes one tile of inverse solutions, an image of ``n_vertices x t_steps`` pixels with
 one channel per inverse method (and optionally the vertex coordinates), and returns a softmax
-over the target classes per pixel.  It is built from built-in ``keras`` layers and runs on the
-TensorFlow, JAX and PyTorch backends; a saved ``.keras`` file reloads without custom objects
-(the custom loss and metric of :mod:`meg_unet.network.training` are registered there).
+over the target classes per pixel.  It is built from built-in ``keras`` layers (and, with a row
+order, the registered :class:`RowOrder`) and runs on the TensorFlow, JAX and PyTorch backends;
+a saved ``.keras`` file reloads without custom objects once this package is imported (the
+custom loss and metric of :mod:`meg_unet.network.training` are registered there).
 
 Architecture (thesis 3.5, Figure 25; Ronneberger et al. 2015 with batch normalization)::
 
@@ -23,13 +24,76 @@ Zero padding instead of the original U-Net's mirroring keeps the image size thro
 (thesis 3.5), so the output has the input's height and width: 642, 162 or 42 vertices work with
 any depth.  Every convolution kernel (transposed and 1 x 1 included) carries an L1 penalty
 ``l1 * sum(|w|)`` (thesis 3.5, Table 1: lambda1 = 0.005) that Keras adds to the training loss.
+
+With a ``row_order`` the model first puts the rows (vertices) of its input in that order and
+puts the output's back at the end (:class:`RowOrder`, registered with Keras so that a saved
+model reloads with it), so that a convolution sees mesh neighbours together while everything
+outside the model keeps the source space's order.
 """
 
 from __future__ import annotations
 
 import keras
 
-__all__ = ["build_unet", "forward_flops", "padding_for"]
+__all__ = ["RowOrder", "build_unet", "forward_flops", "mesh_row_order", "padding_for"]
+
+
+@keras.saving.register_keras_serializable(package="meg_unet")
+class RowOrder(keras.layers.Layer):
+    """Reorder the rows (axis 1) of a batch of tiles: ``output[:, i] = input[:, order[i]]``.
+
+    Parameters
+    ----------
+    order : sequence of int
+        A permutation of the rows.
+    inverse : bool
+        Apply the inverse permutation instead (``output[:, order[i]] = input[:, i]``).
+    """
+
+    def __init__(self, order, inverse=False, **kwargs):
+        super().__init__(**kwargs)
+        self.order = [int(i) for i in order]
+        self.inverse = bool(inverse)
+        if sorted(self.order) != list(range(len(self.order))):
+            raise ValueError("Invalid value for the 'order' parameter: it must be a permutation "
+                             f"of 0..{len(self.order) - 1}")
+        take = self.order
+        if self.inverse:
+            take = [0] * len(self.order)
+            for position, row in enumerate(self.order):
+                take[row] = position
+        self._take = take
+
+    def call(self, inputs):
+        return keras.ops.take(inputs, self._take, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "order": self.order, "inverse": self.inverse}
+
+
+def mesh_row_order(adjacency):
+    """A row order that keeps mesh neighbours close: reverse Cuthill-McKee of the adjacency.
+
+    Parameters
+    ----------
+    adjacency : scipy sparse array, shape (n_vertices, n_vertices)
+        Mesh adjacency of the rows (the diagonal is ignored).
+
+    Returns
+    -------
+    order : list of int
+        ``order[i]`` is the source-space row shown at position ``i``.
+    """
+    from scipy import sparse
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    graph = sparse.csr_matrix(adjacency, dtype=float)
+    graph.setdiag(0)
+    graph.eliminate_zeros()
+    return [int(i) for i in reverse_cuthill_mckee(graph, symmetric_mode=True)]
 
 
 def padding_for(size, n_levels, pool_size=2):
@@ -87,6 +151,7 @@ def build_unet(
     batch_norm=True,
     l1=0.0,
     seed=None,
+    row_order=None,
     name="unet",
 ):
     """Build the thesis's U-Net for tiles of a fixed shape.
@@ -119,6 +184,10 @@ def build_unet(
     seed : int | None
         Seed of the He-normal initializers and of the dropout layers (each layer gets its own
         seed derived from it); None draws them at random.
+    row_order : sequence of int | None
+        A permutation of the ``height`` rows that the network sees its input in (e.g.
+        :func:`mesh_row_order`); its output comes back in the input's order.  None keeps the
+        input's order.
     name : str
         Name of the model.
 
@@ -182,6 +251,11 @@ def build_unet(
 
     inputs = keras.Input(shape=input_shape, name="tile")
     x = inputs
+    if row_order is not None:
+        if len(row_order) != height:
+            raise ValueError(f"Invalid value for the 'row_order' parameter: it must order the "
+                             f"{height} rows, but has {len(row_order)} entries")
+        x = RowOrder(row_order, name="row_order")(x)
     if any(pad_h) or any(pad_w):
         x = layers.ZeroPadding2D((pad_h, pad_w), name="pad")(x)
 
@@ -215,6 +289,8 @@ def build_unet(
     )(x)
     if any(pad_h) or any(pad_w):
         x = layers.Cropping2D((pad_h, pad_w), name="crop")(x)
+    if row_order is not None:
+        x = RowOrder(row_order, inverse=True, name="row_order_back")(x)
     # float32 probabilities even under a mixed-precision policy.
     outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
     return keras.Model(inputs, outputs, name=name)
