@@ -36,6 +36,32 @@ def test_the_summary_counts_matches_per_kind_of_window():
     assert "| noise only | omp | 2 | 0.00 |  | 0.50 |" in text
 
 
+def test_a_source_found_at_a_neighbouring_source_is_no_ghost():
+    table = pd.DataFrame([
+        # the second found source lies at the previous window's source, still ringing
+        ("omp", 0, 1, 2, 1, 1, 0.5, 0.1, 2.0),
+        ("omp", 1, 1, 2, 1, 0, 0.5, 0.1, 2.0),
+    ], columns=["method", "window", "n_true", "n_found", "n_matched", "n_neighbour",
+                "matched_dle_cm", "amplitude_error", "ms"])
+    summary = benchmark.summary(table).set_index("windows")
+    assert summary.loc["1 source", "precision"] == pytest.approx(2 / 3)
+    assert summary.loc["1 source", "count_error"] == 0.5
+    assert summary.loc["1 source", "neighbours"] == 0.25
+
+
+def test_neighbour_rows_are_the_other_sources_with_signal_near_the_window():
+    from meg_unet.baselines import Window
+
+    amplitudes = np.zeros((4, 100))
+    amplitudes[0, 10:30] = 1.0  # the window's own source
+    amplitudes[1, 30:45] = 1e-3  # the next source, starting right after the window
+    amplitudes[2, 80:90] = 1.0  # far away in time
+    truth = type("Truth", (), {"amplitudes": amplitudes})()
+    window = Window(0, 10, 30, (0,))
+    assert list(benchmark.neighbour_rows(truth, window, guard=5)) == [1]
+    assert list(benchmark.neighbour_rows(truth, window, guard=0)) == []
+
+
 @pytest.fixture(scope="module")
 def predicted(tmp_path_factory, tiny_head_model):
     """A tiny run trained for one epoch, calibrated and predicted on its test split."""
@@ -53,7 +79,7 @@ def test_the_command_scores_every_method_on_the_same_windows(predicted, capsys):
     status = benchmark.main([
         "--config", str(config_file), "--n-windows", "6", "--n-slow-windows", "2",
         "--n-noise", "3", "--results-dir", str(out), "--methods", "unet_refit", "unet_peaks",
-        "omp", "mxne",
+        "omp", "mxne", "--threshold-factor", "1.5",
     ])
     assert status == 0
     table = pd.read_csv(out / "sources-meg.csv")
@@ -67,6 +93,7 @@ def test_the_command_scores_every_method_on_the_same_windows(predicted, capsys):
     assert text in capsys.readouterr().out
     assert "| 1 source | unet_refit | 6 |" in text
     assert "The U-Net's whole path per 30 samples" in text
+    assert "candidates above 1.5 x the detection thresholds" in text
 
 
 def test_missing_predictions_are_refused_with_what_to_run(predicted, tmp_path, capsys):
@@ -79,6 +106,8 @@ def test_missing_predictions_are_refused_with_what_to_run(predicted, tmp_path, c
     assert "run predict.py --data" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         benchmark.main(["--config", str(config_file), "--n-windows", "0"])
+    with pytest.raises(SystemExit):
+        benchmark.main(["--config", str(config_file), "--threshold-factor", "0"])
 
 
 def test_a_wrong_forward_model_inverts_every_method_with_the_moved_device(predicted, capsys):
