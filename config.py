@@ -94,5 +94,11 @@ DATA_DIR = "data"
 #: Where trained models, predictions and figures are written.
 RESULTS_DIR = "results"
 
-#: Parallel jobs for MNE functions that accept n_jobs (-1: all cores).
+#: Parallel jobs (-1: all cores): worker processes of simulate_data.py (one split each, one
+#: BLAS thread per worker) and threads of the other steps' linear algebra.
 N_JOBS = 1
+
+#: Address of a dask.distributed scheduler (e.g. "tcp://10.0.0.5:8786") whose workers
+#: simulate the splits instead of local processes; they must see DATA_DIR at the same path.
+#: None: local workers (N_JOBS).
+DASK_SCHEDULER = None

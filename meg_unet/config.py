@@ -319,6 +319,7 @@ SETTINGS: dict[str, _Setting] = {
     "DATA_DIR": _Setting(Path("data"), _path(allow_none=False), affects_results=False),
     "RESULTS_DIR": _Setting(Path("results"), _path(allow_none=False), affects_results=False),
     "N_JOBS": _Setting(1, _integer(minimum=1, allow=(-1,)), affects_results=False),
+    "DASK_SCHEDULER": _Setting(None, _optional_str, affects_results=False),
 }
 
 _PATH_SETTINGS = (
@@ -387,6 +388,7 @@ class Config:
     data_dir: Path
     results_dir: Path
     n_jobs: int
+    dask_scheduler: str | None
     headmodel: FrozenNamespace
     simulation: FrozenNamespace
     data_provider: FrozenNamespace

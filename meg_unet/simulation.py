@@ -553,22 +553,18 @@ class SimulationModel:
     # ---- public entry points ---------------------------------------------------------------
 
     def simulate(self, splits=SPLITS, overwrite=False):
-        """Simulate several splits; return their folders.  See :meth:`simulate_split`."""
+        """Simulate several splits one after another; return their folders.
+
+        See :meth:`simulate_split`; :func:`simulate` runs them on several workers.
+        """
         return [self.simulate_split(split, overwrite=overwrite) for split in splits]
 
-    def simulate_split(self, split, overwrite=False):
-        """Simulate one split into ``DATA_DIR/<run>/<split>/`` (skipped when already done).
+    def needs_simulation(self, split, overwrite=False):
+        """Whether ``split`` must be (re)built; raises when it exists with other settings.
 
         A complete split whose manifest matches the configuration and whose files match their
         checksums is kept.  A split simulated with other settings is refused unless
-        ``overwrite``.  Work in progress goes to ``<split>.partial/`` and is renamed when
-        complete, so an interrupted run leaves no split that looks finished; a leftover partial
-        folder is rebuilt from scratch (seeds make the result identical).
-
-        Returns
-        -------
-        directory : Path
-            The split's folder.
+        ``overwrite``.
         """
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, but got {split!r}")
@@ -576,9 +572,38 @@ class SimulationModel:
         status = split_status(final, self.config)
         if status == "complete" and not overwrite:
             logger.info("%s: complete and matching the configuration, skipped", final)
-            return final
+            return False
         if status == "mismatch" and not overwrite:
             raise FileExistsError(_mismatch_message(final, self.config))
+        return True
+
+    def simulate_split(self, split, overwrite=False, blas_threads=None, progress=True):
+        """Simulate one split into ``DATA_DIR/<run>/<split>/`` (skipped when already done).
+
+        See :meth:`needs_simulation` for what is kept and refused.  Work in progress goes to
+        ``<split>.partial/`` and is renamed when complete, so an interrupted run leaves no
+        split that looks finished; a leftover partial folder is rebuilt from scratch (seeds
+        make the result identical).
+
+        Parameters
+        ----------
+        split : "train" | "valid" | "test"
+            The split.
+        overwrite : bool
+            Replace the split even when complete or simulated with other settings.
+        blas_threads : int | None
+            BLAS threads of this process while it simulates (None: N_JOBS).
+        progress : bool
+            Show a bar of the split's stages.
+
+        Returns
+        -------
+        directory : Path
+            The split's folder.
+        """
+        final = split_dir(self.config.data_dir, self.config.run_name, split)
+        if not self.needs_simulation(split, overwrite):
+            return final
         partial = final.with_name(final.name + ".partial")
         if partial.exists():
             logger.info("%s: removing an interrupted attempt", partial)
@@ -588,8 +613,10 @@ class SimulationModel:
 
         # BLAS threads fight MNE's own workers on small machines: the inverse operator's SVD ran
         # 20x faster with one thread than with two on 2 cores (measured on this stack).
-        with threadpool_limits(limits=max(1, self.config.n_jobs)):
-            self._simulate_into(split, partial)
+        if blas_threads is None:
+            blas_threads = max(1, self.config.n_jobs)
+        with threadpool_limits(limits=blas_threads):
+            self._simulate_into(split, partial, progress)
         if final.exists():
             shutil.rmtree(final)
         partial.rename(final)
@@ -598,7 +625,7 @@ class SimulationModel:
 
     # ---- the stages --------------------------------------------------------------------------
 
-    def _simulate_into(self, split, directory):
+    def _simulate_into(self, split, directory, progress=True):
         import mne
         from tqdm.auto import tqdm
 
@@ -608,7 +635,8 @@ class SimulationModel:
         rng = np.random.default_rng(seed)
         timings = {}
         stages = ["sources", "sensors", "empty room", "preprocessing", "inverse", "saving"]
-        bar = tqdm(stages, desc=f"simulate {split}", unit="stage", leave=True)
+        bar = tqdm(stages, desc=f"simulate {split}", unit="stage", leave=True,
+                   disable=not progress)
 
         def stage(name):
             bar.set_postfix_str(name)
@@ -1180,12 +1208,19 @@ def _mismatch_message(directory, config):
 def simulate(config, head_model=None, splits=SPLITS, overwrite=False):
     """Simulate a run's splits (the library entry point of ``simulate_data.py``).
 
+    Each split is one unit of work with its own seed (:func:`split_seed`), so the splits can
+    be simulated in any order and on any worker with the same result.  With ``N_JOBS`` above
+    1 they run in that many worker processes (joblib's ``loky`` backend, one BLAS thread
+    each); with ``DASK_SCHEDULER`` set, on the workers of that ``dask.distributed`` cluster
+    (which must see ``DATA_DIR`` at the same path).  A bar counts the splits done.
+
     Parameters
     ----------
     config : meg_unet.config.Config
         The validated configuration.
     head_model : meg_unet.headmodel.HeadModel | None
-        The head model; None loads (or builds and caches) the configured one.
+        The head model; None loads (or builds and caches) the configured one, once, before
+        any worker starts.
     splits : sequence of str
         Which splits to simulate.
     overwrite : bool
@@ -1194,10 +1229,64 @@ def simulate(config, head_model=None, splits=SPLITS, overwrite=False):
     Returns
     -------
     directories : list of Path
-        The split folders.
+        The split folders, in the order of ``splits``.
     """
     if head_model is None:
         from .headmodel import head_model_from_config
 
         head_model = head_model_from_config(config)
-    return SimulationModel(config, head_model).simulate(splits, overwrite=overwrite)
+    model = SimulationModel(config, head_model)
+    # refuse a split simulated with other settings before any work starts
+    todo = [split for split in splits if model.needs_simulation(split, overwrite)]
+    n_workers = simulation_workers(config, len(todo))
+    if todo and (n_workers > 1 or config.dask_scheduler is not None):
+        _fan_out(model, todo, overwrite, n_workers)
+    else:
+        for split in todo:
+            model.simulate_split(split, overwrite=overwrite)
+    return [split_dir(config.data_dir, config.run_name, split) for split in splits]
+
+
+def simulation_workers(config, n_units):
+    """The number of local worker processes for ``n_units`` splits (N_JOBS, -1: all cores)."""
+    import os
+
+    wanted = (os.cpu_count() or 1) if config.n_jobs == -1 else config.n_jobs
+    return max(1, min(wanted, n_units))
+
+
+def _simulate_unit(model, split, overwrite):
+    """One split on a worker: one BLAS thread, no stage bar (the caller counts the splits)."""
+    return str(model.simulate_split(split, overwrite=overwrite, blas_threads=1,
+                                    progress=False))
+
+
+def _fan_out(model, splits, overwrite, n_workers):
+    """Run :func:`_simulate_unit` for every split through joblib, locally or on Dask."""
+    import contextlib
+
+    from joblib import Parallel, delayed, parallel_config
+    from tqdm.auto import tqdm
+
+    scheduler = model.config.dask_scheduler
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            stack.enter_context(parallel_config(backend="loky", n_jobs=n_workers))
+            where = f"{n_workers} local workers"
+        else:
+            try:
+                from dask.distributed import Client
+            except ImportError as exc:  # pragma: no cover - dask is in requirements.txt
+                raise RuntimeError(
+                    "DASK_SCHEDULER is set but dask.distributed is not installed "
+                    "(pip install distributed)") from exc
+            client = stack.enter_context(Client(scheduler, set_as_default=False))
+            # send the model (head model included, megabytes) to each worker once
+            stack.enter_context(parallel_config(backend="dask", client=client, n_jobs=-1,
+                                                scatter=[model]))
+            where = f"the Dask cluster at {scheduler}"
+        logger.info("simulating %s on %s", ", ".join(splits), where)
+        results = Parallel(return_as="generator_unordered")(
+            delayed(_simulate_unit)(model, split, overwrite) for split in splits)
+        for directory in tqdm(results, total=len(splits), desc="simulate", unit="split"):
+            logger.info("%s: written", directory)

@@ -19,7 +19,10 @@ from meg_unet.simulation import (
     draw_snrs,
     grow_patch,
     mesh_geometry,
+    simulate,
+    simulation_workers,
     source_waveform,
+    split_dir,
     split_seed,
     split_status,
 )
@@ -568,3 +571,51 @@ def test_patch_split_spreads_each_moment_over_its_patch(tmp_path, tiny_head_mode
     # point dipoles (the default) write no patches and keep the split's identity
     assert "PATCH_AREA_CM2" not in json.loads(json.dumps(tiny_config(tmp_path).data_settings()))[
         "RESOLVED_PARAMETERS"]["simulation"]
+
+
+def _assert_same_splits(a, b, splits):
+    """The data of two runs' splits are identical: recordings, estimates, truth, draws."""
+    for split in splits:
+        da = split_dir(a.data_dir, a.run_name, split)
+        db = split_dir(b.data_dir, b.run_name, split)
+        ma, mb = (json.loads(split_files(d)["manifest"].read_text()) for d in (da, db))
+        assert ma["activations"] == mb["activations"]
+        assert ma["config_hash"] == mb["config_hash"]
+        np.testing.assert_array_equal(
+            mne.io.read_raw_fif(split_files(da)["raw"], verbose=False).get_data(),
+            mne.io.read_raw_fif(split_files(db)["raw"], verbose=False).get_data())
+        for kind in ("mne", "dspm", "sloreta", "truth"):
+            assert sha256(split_files(da)[kind]) == sha256(split_files(db)[kind])
+
+
+def test_two_workers_simulate_the_same_splits_as_one_process(tmp_path, tiny_head_model):
+    one = tiny_config(tmp_path / "one")
+    two = tiny_config(tmp_path / "two", N_JOBS=2)
+    assert simulation_workers(two, 3) == 2 and simulation_workers(two, 1) == 1
+    simulate(one, tiny_head_model, splits=("valid", "test"))
+    directories = simulate(two, tiny_head_model, splits=("valid", "test"))
+    assert [d.name for d in directories] == ["valid", "test"]
+    assert not list((two.data_dir / two.run_name).glob("*.partial"))
+    _assert_same_splits(one, two, ("valid", "test"))
+
+
+def test_a_dask_cluster_simulates_the_same_splits(tmp_path, tiny_head_model):
+    distributed = pytest.importorskip("dask.distributed")
+    one = tiny_config(tmp_path / "one", ARTIFACTS=False)
+    simulate(one, tiny_head_model, splits=("valid", "test"))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        on_dask = tiny_config(tmp_path / "dask", ARTIFACTS=False,
+                              DASK_SCHEDULER=cluster.scheduler_address)
+        simulate(on_dask, tiny_head_model, splits=("valid", "test"))
+    _assert_same_splits(one, on_dask, ("valid", "test"))
+
+
+def test_a_split_with_other_settings_is_refused_before_any_worker_starts(tmp_path,
+                                                                          tiny_head_model):
+    config = tiny_config(tmp_path, ARTIFACTS=False)
+    simulate(config, tiny_head_model, splits=("test",))
+    changed = tiny_config(tmp_path, ARTIFACTS=False, SNR=1.0, N_JOBS=2)
+    with pytest.raises(FileExistsError, match="other settings"):
+        simulate(changed, tiny_head_model, splits=("valid", "test"))
+    assert not (tmp_path / "data" / "tiny" / "valid").exists()
