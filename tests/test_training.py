@@ -441,3 +441,14 @@ def test_an_unknown_row_order_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match=r"network\.ROW_ORDER"):
         validate_settings(tiny_settings(tmp_path, PARAMETERS={"network.ROW_ORDER": "hilbert"}))
+
+
+def test_join_hosts_only_acts_on_a_multi_host_jax_launch():
+    from meg_unet.network.training import join_hosts
+
+    assert join_hosts({}) is False
+    assert join_hosts({"KERAS_DISTRIBUTION_NUM_PROCESSES": "1"}) is False
+    # the tests run under TensorFlow: a JAX launch's variables change nothing here
+    assert join_hosts({"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}) is False
+    with pytest.raises(ValueError, match="whole number"):
+        join_hosts({"KERAS_DISTRIBUTION_NUM_PROCESSES": "two"})

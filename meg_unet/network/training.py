@@ -55,6 +55,7 @@ __all__ = [
     "build_arguments",
     "compile_model",
     "distribution_scope",
+    "join_hosts",
     "example_image",
     "load_trained_model",
     "model_paths",
@@ -229,12 +230,15 @@ def compile_model(model, config, weights, steps_per_epoch):
     return model
 
 
-def distribution_scope(batch_size):
+def distribution_scope(batch_size, devices=None):
     """Return a context in which to build and train the model, and its number of devices.
 
     - TensorFlow backend with more than one visible GPU: ``tf.distribute.MirroredStrategy``
       (one model replica per GPU, gradients summed over replicas).
-    - JAX backend with more than one accelerator: ``keras.distribution.DataParallel``.
+    - JAX backend with more than one accelerator: ``keras.distribution.DataParallel`` (the
+      batch is sharded over the devices of one SPMD program, so the step computes what one
+      device would; on several hosts, :func:`join_hosts` first makes every host's devices
+      part of it, see ``docs/scaling.md``).
     - Otherwise (one accelerator, CPU only, PyTorch backend): one device, the backend's default.
 
     ``network.BATCH_SIZE`` is the global batch, split evenly over the devices, so the results
@@ -245,6 +249,11 @@ def distribution_scope(batch_size):
     ----------
     batch_size : int
         Tiles per optimizer step.
+    devices : list | None
+        Devices to train on: JAX devices (e.g. ``jax.devices("cpu")`` with
+        ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) or TensorFlow device names
+        (e.g. ``["/cpu:0", "/cpu:1"]`` after splitting the CPU into logical devices), as the
+        tests do; None: the backend's accelerators.
 
     Returns
     -------
@@ -254,8 +263,11 @@ def distribution_scope(batch_size):
         Devices the model is trained on.
     """
     backend = keras.backend.backend()
-    devices = []
-    if backend == "tensorflow":
+    if devices is not None and backend not in ("jax", "tensorflow"):
+        raise ValueError(f"devices can be chosen with JAX or TensorFlow only, not {backend!r}")
+    if devices is not None:
+        devices = list(devices)
+    elif backend == "tensorflow":
         import tensorflow as tf
 
         devices = tf.config.list_logical_devices("GPU")
@@ -263,6 +275,8 @@ def distribution_scope(batch_size):
         import jax
 
         devices = [d for d in jax.devices() if d.platform != "cpu"]
+    else:
+        devices = []
     if len(devices) <= 1:
         return contextlib.nullcontext(), 1
     if batch_size % len(devices):
@@ -277,9 +291,10 @@ def distribution_scope(batch_size):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.distribute.MirroredStrategy().scope(), len(devices)
+        names = [d if isinstance(d, str) else d.name for d in devices]
+        return tf.distribute.MirroredStrategy(names).scope(), len(devices)
     distribution = keras.distribution.DataParallel(
-        devices=keras.distribution.list_devices(devices[0].platform)
+        devices=[f"{d.platform}:{d.id}" for d in devices]
     )
     return distribution.scope(), len(devices)
 
@@ -694,6 +709,37 @@ class TrainingResult:
     model: object = None
 
 
+def needs_synchronized_batch_norm(n_devices):
+    """Whether batch normalization must sum its statistics over devices itself.
+
+    Under TensorFlow's ``MirroredStrategy`` each replica sees only its part of the batch;
+    under JAX's ``DataParallel`` one program sees all of it.
+    """
+    return n_devices > 1 and keras.backend.backend() == "tensorflow"
+
+
+def join_hosts(environ=None):
+    """Join a multi-host JAX job when its launcher says so; return whether it did.
+
+    Every host runs the same ``train_network.py`` command with ``KERAS_BACKEND=jax`` and the
+    variables of :func:`keras.distribution.initialize`: ``KERAS_DISTRIBUTION_JOB_ADDRESSES``
+    (the coordinator's ``host:port``), ``KERAS_DISTRIBUTION_NUM_PROCESSES`` (above 1) and
+    ``KERAS_DISTRIBUTION_PROCESS_ID`` (0 on the coordinator).  After it, every host's
+    accelerators are devices of one ``DataParallel`` program (:func:`distribution_scope`).
+    Without those variables, or under another backend, nothing happens.
+    """
+    environ = os.environ if environ is None else environ
+    try:
+        n_processes = int(environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1"))
+    except ValueError as exc:
+        raise ValueError("KERAS_DISTRIBUTION_NUM_PROCESSES must be a whole number, but got "
+                         f"{environ['KERAS_DISTRIBUTION_NUM_PROCESSES']!r}") from exc
+    if n_processes <= 1 or keras.backend.backend() != "jax":
+        return False
+    keras.distribution.initialize()
+    return True
+
+
 def train(config, overwrite=False, resume=False):
     """Train the U-Net of a run on its training split (the entry point of train_network.py).
 
@@ -718,6 +764,7 @@ def train(config, overwrite=False, resume=False):
     """
     if overwrite and resume:
         raise ValueError("--overwrite and --resume exclude each other")
+    join_hosts()
     paths = model_paths(config.run_results_dir / "model")
     epochs = config.network.EPOCHS
     initial_epoch, best, wait = 0, None, 0
@@ -811,7 +858,8 @@ def train(config, overwrite=False, resume=False):
             logger.info("resuming %s at epoch %d", paths["last"], initial_epoch)
             model = read_with(keras.saving.load_model, paths["last"], "a Keras model", _RETRAIN)
         else:
-            model = build_unet(**arguments)
+            model = build_unet(**arguments,
+                               synchronized_batch_norm=needs_synchronized_batch_norm(n_devices))
             compile_model(model, config, weights, len(train_stream))
             preprocessing.save(paths["preprocessing"])
         write_json(paths["sidecar"], sidecar)

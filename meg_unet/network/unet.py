@@ -35,7 +35,25 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["RowOrder", "build_unet", "forward_flops", "mesh_row_order", "padding_for"]
+__all__ = ["RowOrder", "SynchronizedBatchNormalization", "build_unet", "forward_flops",
+           "mesh_row_order", "padding_for"]
+
+
+@keras.saving.register_keras_serializable(package="meg_unet")
+class SynchronizedBatchNormalization(keras.layers.BatchNormalization):
+    """Batch normalization over the global batch of a TensorFlow multi-device step.
+
+    Under ``tf.distribute.MirroredStrategy`` each replica normalizes with its own part of the
+    batch, so two devices train another network than one (measured: weights 0.04 apart after
+    two steps); ``synchronized=True`` sums the statistics over the replicas.  Keras accepts
+    that flag with the TensorFlow backend only, and JAX's ``DataParallel`` needs none (one
+    program over the whole batch), so under any other backend, e.g. when a model trained on
+    several GPUs with TensorFlow is loaded under JAX, the layer is plain batch normalization.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs["synchronized"] = keras.backend.backend() == "tensorflow"
+        super().__init__(**kwargs)
 
 
 @keras.saving.register_keras_serializable(package="meg_unet")
@@ -152,6 +170,7 @@ def build_unet(
     l1=0.0,
     seed=None,
     row_order=None,
+    synchronized_batch_norm=False,
     name="unet",
 ):
     """Build the thesis's U-Net for tiles of a fixed shape.
@@ -188,6 +207,10 @@ def build_unet(
         A permutation of the ``height`` rows that the network sees its input in (e.g.
         :func:`mesh_row_order`); its output comes back in the input's order.  None keeps the
         input's order.
+    synchronized_batch_norm : bool
+        Batch normalization over the global batch on several TensorFlow devices
+        (:class:`SynchronizedBatchNormalization`); the training sets it when it runs under
+        ``tf.distribute.MirroredStrategy``.  Results on one device are the same either way.
     name : str
         Name of the model.
 
@@ -227,6 +250,9 @@ def build_unet(
     def he_normal():
         return keras.initializers.HeNormal(seed=seeds())
 
+    normalization = (SynchronizedBatchNormalization if synchronized_batch_norm
+                     else layers.BatchNormalization)
+
     def conv_block(x, features, prefix):
         for i in (1, 2):
             x = layers.Conv2D(
@@ -239,7 +265,7 @@ def build_unet(
                 name=f"{prefix}_conv{i}",
             )(x)
             if batch_norm:
-                x = layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
+                x = normalization(name=f"{prefix}_bn{i}")(x)
             x = layers.Activation("relu", name=f"{prefix}_relu{i}")(x)
         if dropout_rate > 0:
             x = layers.Dropout(dropout_rate, seed=seeds(), name=f"{prefix}_dropout")(x)
