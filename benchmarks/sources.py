@@ -151,16 +151,21 @@ def noise_windows(data, guard, n, length, seed=0):
 
 def neighbour_rows(truth, window, guard):
     """Rows of the true sources that carry signal within ``guard`` samples of the window but
-    are not the window's own sources.
+    are not the window's own sources (nor, for patches, any row of its own patches).
 
     Activation windows of recording-like data follow one another closely, and the band-pass
     filter and the damped waveforms carry each source's signal tens of samples past its
     active samples; a method that finds such a source in a window has found real signal, not
-    a ghost.
+    a ghost.  A second source inside one of the window's own patches stays a ghost: the
+    patch is one source.
     """
     start, stop = max(0, window.start - guard), window.stop + guard
     carrying = np.flatnonzero(np.any(truth.amplitudes[:, start:stop] != 0, axis=1))
-    return np.setdiff1d(carrying, np.asarray(window.rows, dtype=np.int64))
+    own = list(window.rows)
+    patches = truth.manifest.get("patches") if hasattr(truth, "manifest") else None
+    if patches is not None and window.index >= 0:
+        own += [row for rows in patches["rows"][window.index] for row in rows]
+    return np.setdiff1d(carrying, np.asarray(own, dtype=np.int64))
 
 
 def evaluate(data, maps, thresholds, windows, methods, n_orient, penalty=PENALTY,

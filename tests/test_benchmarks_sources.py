@@ -60,6 +60,12 @@ def test_neighbour_rows_are_the_other_sources_with_signal_near_the_window():
     window = Window(0, 10, 30, (0,))
     assert list(benchmark.neighbour_rows(truth, window, guard=5)) == [1]
     assert list(benchmark.neighbour_rows(truth, window, guard=0)) == []
+    # a patch is one source: its other rows are the window's own, not neighbours
+    amplitudes[3, 10:30] = 0.5
+    truth.manifest = {"patches": {"rows": [[[0, 3]]]}}
+    assert list(benchmark.neighbour_rows(truth, window, guard=5)) == [1]
+    del truth.manifest["patches"]
+    assert list(benchmark.neighbour_rows(truth, window, guard=5)) == [1, 3]
 
 
 @pytest.fixture(scope="module")
