@@ -6,7 +6,9 @@ Three measurements and one estimate, written to ``benchmarks/results/scale-<host
   three, 2 + 1 + 1 passes over ico3) simulated into fresh temporary ``DATA_DIR`` folders
   (sharing the head-model cache, built once beforehand) with ``N_JOBS=1``, with
   ``N_JOBS=2`` (joblib's loky workers, one split each) and on a local ``dask.distributed``
-  cluster of two single-threaded worker processes (``DASK_SCHEDULER``).  Activation windows
+  cluster of two single-threaded worker processes (``DASK_SCHEDULER``), as Dask configures
+  it by default and without its profiler and its ``MALLOC_TRIM_THRESHOLD_``
+  ("dask, tuned", see :func:`_dask_tuning`).  Activation windows
   per second, medians of ``--repeats`` rounds, the three taken in turn within each round so
   that they share the machine's state; the ratio to one worker is that of the medians.  Every
   run's estimates must be byte-identical to the first's (their SHA-256 in the manifests).
@@ -45,6 +47,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+def _dask_tuning():
+    """Dask worker settings that cost the simulation time: its statistical profiler (a stack
+    sample of the running task every 10 ms) and the MALLOC_TRIM_THRESHOLD_ its nannies set in
+    every worker (which makes glibc return and fetch memory for every large array)."""
+    import distributed  # noqa: F401  (loads the defaults below)
+    import dask
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return {"distributed.worker.profile.enabled": False,
+            "distributed.nanny.pre-spawn-environ": environ}
+
+
 #: Vertices of one hemisphere of an icosahedral source space.
 VERTICES = {"ico2": 162, "ico3": 642, "ico4": 2562, "ico5": 10242}
 
@@ -78,10 +93,12 @@ def time_simulation(config_file, overrides, way, work, headmodels, splits):
     elif way == "2 workers":
         settings.append("N_JOBS=2")
     else:
+        import dask
         from dask.distributed import LocalCluster
 
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        with dask.config.set(_dask_tuning() if way == "dask, tuned" else {}):
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
         settings.append(f"DASK_SCHEDULER={cluster.scheduler_address}")
     try:
         config = load_config(config_file, overrides=settings)
@@ -331,7 +348,7 @@ def main(argv=None):
         head_model = head_model_from_config(config)  # the cache is built once, untimed
     n_channels = len(head_model.info["ch_names"])
     if not args.skip_simulation:
-        ways = ["1 worker", "2 workers"] + ([] if args.skip_dask else ["dask"])
+        ways = ["1 worker", "2 workers"] + ([] if args.skip_dask else ["dask", "dask, tuned"])
         with tempfile.TemporaryDirectory(dir=config.data_dir) as work:
             for round_ in range(args.repeats):
                 for way in ways:
