@@ -108,6 +108,8 @@ def test_three_mistakes_from_the_command_line_fast(tmp_path):
         ({"SEED": -1}, "SEED"),
         ({"SEED": 1.5}, "SEED"),
         ({"N_JOBS": 0}, "N_JOBS"),
+        ({"DASK_SCHEDULER": ""}, "DASK_SCHEDULER: must be a non-empty string or None"),
+        ({"DASK_SCHEDULER": 8786}, "DASK_SCHEDULER: must be a non-empty string or None"),
         ({"RUN_NAME": "a b"}, "RUN_NAME"),
         ({"ARTIFACTS": "yes"}, "ARTIFACTS"),
         ({"SENSORS": "eeg"}, "SENSORS"),
@@ -259,10 +261,12 @@ def test_data_hash_ignores_what_only_the_network_sees():
 
 def test_result_hash_ignores_execution_settings():
     a = validate_settings({"N_JOBS": 1, "DATA_DIR": "a"})
-    b = validate_settings({"N_JOBS": 2, "DATA_DIR": "b"})
+    b = validate_settings({"N_JOBS": 2, "DATA_DIR": "b", "DASK_SCHEDULER": "tcp://h:8786"})
     c = validate_settings({"SNR": 1})
     assert a.result_hash() == b.result_hash() != c.result_hash()
+    assert a.data_hash() == b.data_hash()
     assert "N_JOBS" not in a.result_settings()
+    assert "DASK_SCHEDULER" not in a.result_settings()
 
 
 def test_replace_revalidates():
