@@ -74,7 +74,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 #: Methods in table order (the U-Net last, as in the library's tables).
 METHODS = ("mne", "dspm", "sloreta", "unet")

@@ -62,14 +62,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import headmodel_build  # benchmarks/headmodel_build.py, beside this script
+import training as training_bench  # benchmarks/training.py
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
-for _path in (ROOT, BENCHMARKS):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-import headmodel_build  # noqa: E402  (benchmarks/headmodel_build.py)
-import training as training_bench  # noqa: E402  (benchmarks/training.py)
 
 DEFAULT_PROFILES = ("tiny", "quick", "thesis")
 #: The profile whose head model, test split and ``make demo`` are measured.

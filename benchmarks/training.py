@@ -41,7 +41,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 GPU_FLOPS = 100e12  # the assumed sustained rate of one modern GPU, FLOP/s
 PROVIDER_MARGIN = 5  # the provider must deliver this many times the GPU's tiles per second

@@ -182,17 +182,8 @@ def setup_logging(verbose=False):
     return logger
 
 
-#: Exit status of a step that is not built yet (``make demo`` skips it and goes on).
-EXIT_NOT_BUILT = 3
-
-
-def not_built_yet(parser, what):
-    """Exit with status 3 and a clear message for a step that a later issue builds."""
-    parser.exit(
-        EXIT_NOT_BUILT,
-        f"{parser.prog}: error: {what} is not built yet in this version of meg-unet; "
-        "see the open issues in the README.\n",
-    )
+#: Exit status of a step with nothing to do yet (``make demo`` skips it and goes on).
+EXIT_NOTHING_TO_DO = 3
 
 
 def analyze(argv=None):
@@ -211,7 +202,7 @@ def _analyze(args, config, logger):
     metrics = config.run_results_dir / "predictions" / "metrics.csv"
     if not metrics.is_file():
         print(f"analyze: no {metrics} yet (predict.py writes it); skipping the R statistics.")
-        return EXIT_NOT_BUILT
+        return EXIT_NOTHING_TO_DO
     rscript = shutil.which("Rscript")
     if rscript is None:
         print(
@@ -243,7 +234,7 @@ def _events(args, config, logger):
     path = config.run_results_dir / "predictions" / "test-events.tsv"
     if not path.is_file():
         print(f"events: no {path} yet (predict.py writes it); skipping.")
-        return EXIT_NOT_BUILT
+        return EXIT_NOTHING_TO_DO
     table = read_events(path)
     manifest = read_json(config.run_data_dir / "test" / "manifest.json")
     n_true = sum(len(rows) for rows in manifest["activations"]["rows"])

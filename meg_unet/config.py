@@ -10,7 +10,6 @@ creatable), and with ``HEAD_MODEL = "custom"`` the measurement info of CUSTOM_IN
 
 from __future__ import annotations
 
-import argparse
 import ast
 import copy
 import dataclasses
@@ -201,18 +200,6 @@ def format_snr(snr):
     return f"{snr:g}"
 
 
-def reference_snr(snr):
-    """The SNR that stands for an SNR setting: the value itself, or a range's geometric mean.
-
-    ``LAMBDA2 = None`` resolves to ``1 / reference_snr(SNR)**2``; the geometric mean is the
-    median of the log-uniform draw of a range.
-    """
-    if isinstance(snr, (tuple, list)):
-        low, high = snr
-        return float((low * high) ** 0.5)
-    return float(snr)
-
-
 def _matched_lambda2(snr):
     """``1 / SNR**2``; for a range, 1 over the squared geometric mean, ``1 / (low * high)``."""
     if isinstance(snr, tuple):
@@ -361,7 +348,7 @@ class Config:
 
     ``snr`` is what the user wrote: one float, or a tuple ``(low, high)`` of floats when each
     activation window draws its SNR log-uniformly from that range (:attr:`snr_label` formats
-    either, :attr:`snr_reference` gives one number).  ``lambda2`` is the resolved
+    either).  ``lambda2`` is the resolved
     regularization: LAMBDA2 when set, else ``1 / SNR**2``, and for a range
     ``1 / (low * high)``, i.e. 1 over the squared geometric mean of the bounds.
     """
@@ -406,19 +393,9 @@ class Config:
         return self.n_dipoles != 1
 
     @property
-    def snr_range(self):
-        """Whether each activation window draws its SNR from a range (SNR = (low, high))."""
-        return isinstance(self.snr, tuple)
-
-    @property
     def snr_label(self):
         """The SNR for titles and messages: ``"3"``, or ``"0.5–10"`` for a range."""
         return format_snr(self.snr)
-
-    @property
-    def snr_reference(self):
-        """One number for the SNR: SNR itself, or the geometric mean of a range's bounds."""
-        return reference_snr(self.snr)
 
     @property
     def run_data_dir(self):
@@ -1015,11 +992,3 @@ def add_config_arguments(parser):
 def config_from_args(args):
     """Load the configuration named by parsed ``--config``/``--set`` arguments."""
     return load_config(args.config, args.overrides)
-
-
-def new_parser(description, prog=None):
-    """Return an argument parser with the shared ``--config``/``--set`` options."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    return add_config_arguments(parser)

@@ -50,20 +50,12 @@ from scipy.optimize import linear_sum_assignment
 
 __all__ = [
     "THESIS_SD_TABLE_SCALE",
-    "crop_border",
-    "dle",
-    "estimate_peaks",
     "hemisphere_positions",
     "localization_metrics",
     "mesh_adjacency",
-    "oa_thesis",
-    "overall_amplitude",
-    "psf_metrics",
-    "sd_thesis",
-    "spatial_dispersion",
 ]
 
-#: Factor between :func:`sd_thesis` (√cm) and the SD values printed in the thesis's tables
+#: Factor between ``sd_thesis_sqrtcm`` (√cm) and the SD values printed in the thesis's tables
 #: (the 2017 R script multiplied ``sqrt(m)`` by 100, which is ``10 sqrt(cm)``).
 THESIS_SD_TABLE_SCALE = 10.0
 
@@ -117,9 +109,9 @@ def mesh_adjacency(src_hemi):
 
     Notes
     -----
+    This is :func:`mne.spatial_src_adjacency` of the one hemisphere without self-loops.
     Vertices that a forward model omitted (e.g. too close to the inner skull) are not in
-    ``vertno``; edges to them are dropped, as :func:`mne.spatial_src_adjacency` does, so the
-    mesh may have holes there.
+    ``vertno``; edges to them are dropped, so the mesh may have holes there.
     """
     if not isinstance(src_hemi, dict) or "vertno" not in src_hemi:
         raise TypeError(
@@ -133,60 +125,14 @@ def mesh_adjacency(src_hemi):
             "None); build it with mne.setup_source_space and an 'ico' or 'oct' spacing, or "
             "pass an adjacency computed otherwise."
         )
-    vertno = np.asarray(src_hemi["vertno"], dtype=np.int64)
-    tris = np.asarray(use_tris, dtype=np.int64)
-    n_vertices = len(vertno)
-    row_of_vertex = np.full(max(int(tris.max()), int(vertno.max())) + 1, -1, dtype=np.int64)
-    row_of_vertex[vertno] = np.arange(n_vertices)
-    edges = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
-    first, second = row_of_vertex[edges[:, 0]], row_of_vertex[edges[:, 1]]
-    keep = (first >= 0) & (second >= 0) & (first != second)
-    first, second = first[keep], second[keep]
-    adjacency = sparse.coo_array(
-        (
-            np.ones(2 * len(first), dtype=bool),
-            (np.concatenate([first, second]), np.concatenate([second, first])),
-        ),
-        shape=(n_vertices, n_vertices),
-    ).tocsr()
-    adjacency.sum_duplicates()
+    import mne
+
+    adjacency = sparse.csr_array(
+        mne.spatial_src_adjacency(mne.SourceSpaces([src_hemi]), verbose="error"), dtype=bool
+    )
+    adjacency.setdiag(False)  # MNE counts every vertex as its own neighbour
+    adjacency.eliminate_zeros()
     return adjacency
-
-
-def crop_border(array, border):
-    """Drop ``border`` rows and columns at each edge of a tile.
-
-    The U-Net's output is least reliable at the edges of a tile, so the thesis left 2 pixels
-    out on each side. Use the returned indices to pick the matching vertex positions and true
-    sources: cropped row ``i`` is source-space row ``kept_rows[i]``, never row ``i``.
-
-    Parameters
-    ----------
-    array : array-like, shape (n_vertices, n_times, ...)
-        The tile: vertices along the rows, time samples along the columns, and any trailing
-        axes (e.g. channels or classes), which are kept whole.
-    border : int
-        Number of rows and columns to drop at each edge (0 keeps everything).
-
-    Returns
-    -------
-    cropped : ndarray, shape (n_vertices - 2 * border, n_times - 2 * border, ...)
-        A view of the tile without its border.
-    kept_rows : ndarray of int, shape (n_vertices - 2 * border,)
-        The rows (vertices) of ``array`` that were kept.
-    kept_columns : ndarray of int, shape (n_times - 2 * border,)
-        The columns (time samples) of ``array`` that were kept.
-    """
-    array = np.asarray(array)
-    if array.ndim < 2:
-        raise ValueError(
-            f"array must have at least 2 dimensions (vertices, times), got shape {array.shape}."
-        )
-    border = _check_border(border, array.shape[:2])
-    n_rows, n_columns = array.shape[:2]
-    kept_rows = np.arange(border, n_rows - border)
-    kept_columns = np.arange(border, n_columns - border)
-    return array[border : n_rows - border, border : n_columns - border], kept_rows, kept_columns
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,8 +170,8 @@ def localization_metrics(
         maxima of columns with several true sources and to count ghost peaks. Self-loops are
         ignored. None allows single-source columns only, and ``ghosts`` is NaN.
     border : int
-        Rows and columns to leave out at each edge of a U-Net tile (the thesis used 2; see
-        :func:`crop_border`); only rows for a 1-D estimate. ``positions`` and ``true_rows``
+        Rows and columns to leave out at each edge of a U-Net tile (the thesis used 2, as its
+        network is least reliable there); only rows for a 1-D estimate. ``positions`` and ``true_rows``
         stay in uncropped numbering.
     match_radius_cm : float
         A true source counts as recalled when its matched peak is within this distance (cm);
@@ -253,7 +199,7 @@ def localization_metrics(
         ``'oa'`` : ndarray, shape (n_kept,)
             Overall amplitude ``sum|F| / max|F|`` (no unit).
         ``'sd_thesis_sqrtcm'`` : ndarray, shape (n_kept,)
-            The thesis code's spatial dispersion in √cm (see :func:`sd_thesis`).
+            The thesis code's spatial dispersion in √cm (see the module's notes).
         ``'recall'`` : ndarray, shape (n_kept,)
             Fraction of true sources whose matched peak is within ``match_radius_cm``.
         ``'ghosts'`` : ndarray, shape (n_kept,)
@@ -369,232 +315,6 @@ def localization_metrics(
         ghosts=ghosts,
         peak_rows=peak_rows,
         global_peak_rows=global_peak_rows,
-    )
-
-
-def estimate_peaks(estimate, adjacency=None, n_peaks=None, threshold=0.0, border=0):
-    """Find the peaks of each column of an estimate.
-
-    Parameters
-    ----------
-    estimate : array-like, shape (n_vertices, n_times) | (n_vertices,)
-        The estimate; ``|F|`` is used.
-    adjacency : scipy sparse array | ndarray, shape (n_vertices, n_vertices) | None
-        Mesh adjacency (:func:`mesh_adjacency`). With it, the peaks are the local maxima of
-        ``|F|`` (greater than zero and not below any neighbour); without it, the only peak is
-        the global maximum.
-    n_peaks : int | None
-        Keep at most this many peaks per column, the largest first. None keeps all.
-    threshold : float
-        Keep only peaks of at least ``threshold * max|F|`` of their column (0 to 1).
-    border : int
-        Rows and columns to leave out at each edge of a tile (see :func:`crop_border`).
-
-    Returns
-    -------
-    peaks : list of ndarray of int
-        One array per kept column (columns ``border`` to ``n_times - border - 1``): the rows
-        of the peaks (uncropped numbering), by decreasing ``|F|``; ties in the order of rows.
-        Empty for an all-zero column.
-    """
-    prepared = _prepare(estimate, None, border)
-    edges = _check_adjacency(adjacency, prepared.n_rows_all, prepared.kept_rows)
-    threshold = _check_fraction(threshold, "threshold")
-    if n_peaks is not None:
-        if not isinstance(n_peaks, numbers.Integral) or isinstance(n_peaks, bool) or n_peaks < 1:
-            raise ValueError(
-                "Invalid value for the 'n_peaks' parameter. Allowed values are None or an "
-                f"integer >= 1, but got {n_peaks!r} instead."
-            )
-    abs_estimate = prepared.abs_estimate
-    if edges is None:
-        maxima = np.zeros(abs_estimate.shape, dtype=bool)
-        maxima[prepared.peak_local, np.arange(abs_estimate.shape[1])] = True
-    else:
-        maxima = _local_maxima_mask(abs_estimate, edges)
-    maxima &= abs_estimate > 0
-    maxima &= abs_estimate >= threshold * prepared.column_max
-    peaks = []
-    for column in range(abs_estimate.shape[1]):
-        rows = _sorted_peaks(abs_estimate[:, column], maxima[:, column])
-        peaks.append(prepared.kept_rows[rows[:n_peaks]])
-    return peaks
-
-
-def dle(estimate, true_rows, positions, border=0):
-    """Compute the dipole localization error of single-source columns.
-
-    Parameters
-    ----------
-    estimate : array-like, shape (n_vertices, n_times) | (n_vertices,)
-        The estimate; ``|F|`` is used.
-    true_rows : array-like of int, shape (n_times,)
-        The true source of each column, as a row of ``positions``.
-    positions : array-like, shape (n_vertices, 3)
-        Vertex positions in meters.
-    border : int
-        Rows and columns to leave out at each edge of a tile (see :func:`crop_border`).
-
-    Returns
-    -------
-    dle_cm : ndarray, shape (n_times - 2 * border,)
-        Distance in cm between the true source and the row of ``max|F|`` (NaN for an all-zero
-        column). For several sources per column, use :func:`localization_metrics`.
-    """
-    true_rows = _check_single_rows(true_rows)
-    return localization_metrics(estimate, true_rows, positions, border=border)["dle_cm"]
-
-
-def spatial_dispersion(estimate, true_rows, positions, border=0):
-    """Compute the spatial dispersion (Hauk et al. 2011) of each column.
-
-    Parameters
-    ----------
-    estimate : array-like, shape (n_vertices, n_times) | (n_vertices,)
-        The estimate ``F``.
-    true_rows : array-like of int | list of array-like of int
-        The true source(s) of each column, as rows of ``positions`` (see
-        :func:`localization_metrics`).
-    positions : array-like, shape (n_vertices, 3)
-        Vertex positions in meters.
-    border : int
-        Rows and columns to leave out at each edge of a tile (see :func:`crop_border`).
-
-    Returns
-    -------
-    sd_cm : ndarray, shape (n_times - 2 * border,)
-        ``sqrt(sum_j d_j**2 F_j**2 / sum_j F_j**2)`` in cm, ``d_j`` the distance of vertex
-        ``j`` from the (nearest) true source; NaN for a column without a true source or all
-        zeros.
-    """
-    prepared = _prepare(estimate, positions, border)
-    true_rows = _check_true_rows(true_rows, prepared.n_columns_all, prepared.n_rows_all)
-    true_rows = [true_rows[column] for column in prepared.kept_columns]
-    nearest_sq = _nearest_true_squared_distance(prepared, true_rows)
-    usable = (prepared.column_max > 0) & np.array([len(rows) > 0 for rows in true_rows])
-    sd_cm = np.full(len(true_rows), np.nan)
-    sd_cm[usable] = _weighted_rms(nearest_sq[:, usable], prepared.abs_estimate[:, usable])
-    return sd_cm
-
-
-def overall_amplitude(estimate, border=0):
-    """Compute the overall amplitude of each column, normalized to the column's maximum.
-
-    Parameters
-    ----------
-    estimate : array-like, shape (n_vertices, n_times) | (n_vertices,)
-        The estimate ``F``.
-    border : int
-        Rows and columns to leave out at each edge of a tile (see :func:`crop_border`).
-
-    Returns
-    -------
-    oa : ndarray, shape (n_times - 2 * border,)
-        ``sum_j |F_j| / max_j |F_j|`` (no unit; 1 for a delta, NaN for an all-zero column).
-    """
-    prepared = _prepare(estimate, None, border)
-    return _overall_amplitude(prepared)
-
-
-def oa_thesis(estimate, border=0):
-    """Compute the thesis's overall amplitude: the sum of ``|F|`` normalized to its maximum.
-
-    The same quantity as :func:`overall_amplitude`, under the name used for the thesis's
-    tables (its 2017 code divided each column by its maximum, then summed ``|F|``).
-
-    Parameters
-    ----------
-    estimate : array-like, shape (n_vertices, n_times) | (n_vertices,)
-        The estimate ``F``.
-    border : int
-        Rows and columns to leave out at each edge of a tile (see :func:`crop_border`).
-
-    Returns
-    -------
-    oa : ndarray, shape (n_times - 2 * border,)
-        ``sum_j |F_j| / max_j |F_j|`` (no unit).
-    """
-    return overall_amplitude(estimate, border=border)
-
-
-def sd_thesis(estimate, positions, border=0):
-    """Compute the thesis code's spatial dispersion, around the estimate's peak.
-
-    Parameters
-    ----------
-    estimate : array-like, shape (n_vertices, n_times) | (n_vertices,)
-        The estimate ``F``.
-    positions : array-like, shape (n_vertices, 3)
-        Vertex positions in meters.
-    border : int
-        Rows and columns to leave out at each edge of a tile (see :func:`crop_border`).
-
-    Returns
-    -------
-    sd_sqrtcm : ndarray, shape (n_times - 2 * border,)
-        ``sqrt(sum_j d_pj F_j**2 / sum_j F_j**2)`` in √cm, with ``d_pj`` the *unsquared*
-        distance in cm from the row ``p`` of ``max|F|`` to vertex ``j``; NaN for an all-zero
-        column.
-
-    Notes
-    -----
-    The 2017 code normalized ``F`` to its maximum first, which cancels in the ratio. It did
-    not need the true source: the distances start at the estimate's peak, with one or several
-    sources. Its tables print ``THESIS_SD_TABLE_SCALE`` times this value (distances in m,
-    then multiplied by 100 in R).
-    """
-    return _sd_thesis(_prepare(estimate, positions, border))
-
-
-def psf_metrics(resolution_matrix, positions):
-    """Compute DLE, SD and OA of each point-spread function of a resolution matrix.
-
-    Parameters
-    ----------
-    resolution_matrix : array-like, shape (n_orient * n_vertices, n_vertices)
-        The resolution matrix (e.g. from
-        :func:`mne.minimum_norm.make_inverse_resolution_matrix`): column ``i`` is the PSF of
-        a unit source at vertex ``i``. With ``n_orient > 1`` rows per vertex (free or loose
-        orientations), their Euclidean norm is taken per vertex, as MNE does.
-    positions : array-like, shape (n_vertices, 3)
-        Vertex positions in meters, row ``i`` for vertex ``i`` (for an MNE resolution matrix,
-        both hemispheres stacked, left first).
-
-    Returns
-    -------
-    metrics : dict
-        Arrays of shape (n_vertices,):
-
-        ``'dle_cm'``
-            Peak localization error in cm; equals MNE's ``metric='peak_err'``.
-        ``'sd_cm'``
-            Spatial dispersion in cm around the true source; equals MNE's ``'sd_ext'``.
-        ``'oa'``
-            ``sum|PSF| / max|PSF|`` per column (the thesis's normalization). MNE has no
-            metric with this normalization; ``oa = sum_amp / peak_amp * c`` with one constant
-            ``c = max_k sum|PSF_k| / max_k max|PSF_k|`` for the whole matrix.
-        ``'sum_amp'``
-            ``sum|PSF_i| / max_k sum|PSF_k|``; equals MNE's ``'sum_amp'``.
-        ``'peak_amp'``
-            ``max|PSF_i| / max_k max|PSF_k|``; equals MNE's ``'peak_amp'``.
-        ``'sd_thesis_sqrtcm'``
-            The thesis code's SD around the peak, in √cm (see :func:`sd_thesis`).
-        ``'peak_rows'``
-            Row of each PSF's maximum (int).
-    """
-    resmat = _rectify_resolution_matrix(resolution_matrix)
-    n_vertices = resmat.shape[1]
-    metrics = localization_metrics(resmat, np.arange(n_vertices), positions)
-    column_sum = np.abs(resmat).sum(axis=0)
-    column_max = np.abs(resmat).max(axis=0)
-    return dict(
-        dle_cm=metrics["dle_cm"],
-        sd_cm=metrics["sd_cm"],
-        oa=metrics["oa"],
-        sum_amp=column_sum / column_sum.max(),
-        peak_amp=column_max / column_max.max(),
-        sd_thesis_sqrtcm=metrics["sd_thesis_sqrtcm"],
-        peak_rows=metrics["global_peak_rows"],
     )
 
 
@@ -756,25 +476,6 @@ def _detections(prepared, true_rows, detected, nearest_sq, match_radius_cm):
     )
 
 
-def _rectify_resolution_matrix(resolution_matrix):
-    """Euclidean norm over the orientations of each vertex, as MNE does."""
-    resmat = _check_estimate(resolution_matrix, name="resolution_matrix")
-    n_rows, n_columns = resmat.shape
-    if n_rows == n_columns:
-        return resmat
-    if n_rows < n_columns or n_rows % n_columns:
-        raise ValueError(
-            f"resolution_matrix must have n_orient * n_vertices rows for its {n_columns} "
-            f"columns (vertices), got {n_rows} rows."
-        )
-    n_orient = n_rows // n_columns
-    return np.linalg.norm(resmat.reshape(n_columns, n_orient, n_columns), axis=1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation
-
-
 def _check_estimate(estimate, name="estimate"):
     estimate = np.asarray(estimate)
     if np.iscomplexobj(estimate):
@@ -869,16 +570,6 @@ def _check_true_rows(true_rows, n_columns, n_vertices):
             )
         checked.append(rows)
     return checked
-
-
-def _check_single_rows(true_rows):
-    rows = np.asarray(true_rows)
-    if rows.ndim != 1:
-        raise ValueError(
-            "true_rows must be one row per column, shape (n_times,), got shape "
-            f"{rows.shape}; for several sources per column use localization_metrics."
-        )
-    return rows
 
 
 def _check_adjacency(adjacency, n_vertices, kept_rows):

@@ -1393,10 +1393,10 @@ def _mri_positions(inv, hemis):
     import mne
     from mne.io.constants import FIFF
 
+    from .metrics import hemisphere_positions
+
     src = inv["src"]
-    positions = np.concatenate(
-        [src[_HEMIS.index(h)]["rr"][src[_HEMIS.index(h)]["vertno"]] for h in hemis]
-    )
+    positions = np.concatenate([hemisphere_positions(src, h) for h in hemis])
     if src[0]["coord_frame"] == FIFF.FIFFV_COORD_HEAD:
         trans = inv["mri_head_t"]
         if trans["from"] == FIFF.FIFFV_COORD_MRI:

@@ -91,7 +91,6 @@ from .config import data_part
 from .io import (
     ESTIMATE_KINDS,
     SPLITS,
-    atomic_path,
     read_json,
     sha256sum,
     split_dir,
@@ -686,7 +685,7 @@ class SimulationModel:
             verbose=False,
         )
         estimates = {}
-        for kind in config_estimate_kinds(config):
+        for kind in ESTIMATE_KINDS:
             if kind == "truth":
                 continue
             estimates[kind] = self._hemisphere_estimate(
@@ -1139,15 +1138,6 @@ def _jsonable_range(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def config_estimate_kinds(config):
-    """Estimate kinds written for a run: all three inverse methods and the truth.
-
-    All three methods are always written (the metrics compare them all), whatever CHANNELS
-    the network uses.
-    """
-    return ESTIMATE_KINDS
-
-
 # --------------------------------------------------------------------------------------------
 # Split status: complete, missing, mismatching or corrupt
 # --------------------------------------------------------------------------------------------
@@ -1187,10 +1177,8 @@ def split_status(directory, config):
 
 def _mismatch_message(directory, config):
     manifest = read_json(Path(directory) / "manifest.json")
-    old = manifest.get("config", {})
-    new = config.result_settings()
+    old = data_part(manifest.get("config", {}))
     new = config.data_settings()
-    old = data_part(old)
     differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     details = "; ".join(
         f"{k}: {old.get(k)!r} on disk, {new.get(k)!r} now"

@@ -257,27 +257,16 @@ def summary_table(df):
         ``n - 1`` (like R's ``sd``) and is NaN for ``n < 2``; all statistics are NaN for
         ``n = 0``.
     """
-    methods = order_methods(df["method"].unique())
-    rows = []
-    for metric in _metric_columns(df):
-        grouped = df.groupby("method", sort=False)[metric]
-        for method in methods:
-            values = grouped.get_group(method).to_numpy(dtype=np.float64)
-            values = values[~np.isnan(values)]
-            n = values.size
-            rows.append(
-                dict(
-                    method=method,
-                    metric=metric,
-                    n=n,
-                    mean=values.mean() if n else np.nan,
-                    sd=values.std(ddof=1) if n > 1 else np.nan,
-                    min=values.min() if n else np.nan,
-                    max=values.max() if n else np.nan,
-                )
-            )
-    summary = pd.DataFrame(rows, columns=["method", "metric", "n", "mean", "sd", "min", "max"])
-    return summary.astype({"n": np.int64})
+    metrics = _metric_columns(df)
+    long = df.melt(id_vars="method", value_vars=metrics, var_name="metric")
+    stats = long.groupby(["metric", "method"])["value"].agg(
+        n="count", mean="mean", sd="std", min="min", max="max"
+    )
+    order = pd.MultiIndex.from_product(
+        [metrics, order_methods(df["method"].unique())], names=["metric", "method"]
+    )
+    summary = stats.reindex(order).reset_index()
+    return summary[["method", "metric", "n", "mean", "sd", "min", "max"]].astype({"n": np.int64})
 
 
 def summary_markdown(summary, title=None, reference=None, digits=3):

@@ -7,12 +7,6 @@ Each model is built once per session into a temporary cache (BEM layers at ico3 
 import pytest
 
 
-def pytest_configure(config):
-    """Register the ``slow`` marker when the project's pytest configuration does not."""
-    if not any(line.split(":")[0].strip() == "slow" for line in config.getini("markers")):
-        config.addinivalue_line("markers", "slow: takes more than about 30 s")
-
-
 @pytest.fixture(scope="session")
 def head_model_cache(tmp_path_factory):
     """A temporary head-model cache folder shared by the session."""

@@ -1,14 +1,12 @@
 """benchmarks/accuracy.py: experiment definitions, skipping logic, verdicts and tables."""
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import accuracy  # noqa: E402
 

@@ -2,7 +2,6 @@
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import mne
@@ -13,7 +12,6 @@ from _settings import simulate_and_train, tiny_run_settings
 from meg_unet.config import validate_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import evoked  # noqa: E402
 

@@ -1,12 +1,10 @@
 """benchmarks/scale.py: the study on paper and the arguments it refuses."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import scale  # noqa: E402
 

@@ -1,6 +1,5 @@
 """benchmarks/sources.py: the scores per window, the summary and the command on a tiny model."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ from meg_unet.config import validate_settings
 from meg_unet.prediction import predict_split
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import sources as benchmark  # noqa: E402
 

@@ -1,8 +1,6 @@
 """The pure helpers of benchmarks/speed.py (no test runs the benchmark itself)."""
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,12 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def speed():
-    spec = importlib.util.spec_from_file_location(
-        "benchmarks_speed", ROOT / "benchmarks" / "speed.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    import speed as module  # benchmarks/speed.py, on pytest's pythonpath
+
     return module
 
 

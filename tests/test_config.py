@@ -137,16 +137,15 @@ def test_good_values_are_normalized():
 
 def test_snr_range_is_normalized_and_sets_lambda2():
     config = validate_settings({"SNR": [1, 10]})
-    assert config.snr == (1.0, 10.0) and config.snr_range
+    assert config.snr == (1.0, 10.0)
     assert all(isinstance(v, float) for v in config.snr)
     # LAMBDA2 = None: 1 over the squared geometric mean of the bounds
     assert config.lambda2 == pytest.approx(1 / 10)
-    assert config.snr_reference == pytest.approx(10**0.5)
     assert config.snr_label == "1\u201310"
     assert validate_settings({"SNR": (0.5, 10), "LAMBDA2": 0.3}).lambda2 == 0.3
     single = validate_settings({"SNR": 3})
-    assert single.snr == 3.0 and not single.snr_range
-    assert single.snr_label == "3" and single.snr_reference == 3.0
+    assert single.snr == 3.0
+    assert single.snr_label == "3"
     assert validate_settings({"SNR": (0.5, 10)}).snr_label == "0.5\u201310"
 
 

@@ -20,6 +20,7 @@ from meg_unet.headmodel import (
     load_head_model,
 )
 from meg_unet.headmodel import _geometry
+from meg_unet.metrics import hemisphere_positions
 from meg_unet.headmodel.fsaverage import (
     fsaverage_scalp,
     make_fsaverage_bem_surfaces,
@@ -88,15 +89,16 @@ def test_model_vertices(tiny_head_model, head_model_ico3_meg):
         assert isinstance(model, HeadModel)
         for hemi in ("lh", "rh"):
             assert model.n_vertices(hemi) == N_PER_HEMI[spacing]
-            vertno, pos = model.vertex_positions(hemi)
+            vertno = model.src[("lh", "rh").index(hemi)]["vertno"]
+            pos = hemisphere_positions(model.src, hemi)
             np.testing.assert_array_equal(vertno, np.arange(N_PER_HEMI[spacing]))
             assert pos.shape == (N_PER_HEMI[spacing], 3)
             # meters, MRI coordinates of the fsaverage white surface
             assert 0.02 < np.abs(pos).max() < 0.12
             assert (pos[:, 0] < 0.005).all() if hemi == "lh" else (pos[:, 0] > -0.005).all()
         assert model.fwd_fixed["nsource"] == 2 * N_PER_HEMI[spacing]
-        for s_fwd, hemi in zip(model.fwd_fixed["src"], ("lh", "rh")):
-            np.testing.assert_array_equal(s_fwd["vertno"], model.vertex_positions(hemi)[0])
+        for index, s_fwd in enumerate(model.fwd_fixed["src"]):
+            np.testing.assert_array_equal(s_fwd["vertno"], model.src[index]["vertno"])
     with pytest.raises(ValueError, match="'hemi' parameter"):
         tiny_head_model.n_vertices("both")
 
@@ -233,10 +235,6 @@ def test_ray_radii_sphere():
     proj = dirs @ offset
     exact = proj + np.sqrt(proj**2 - offset @ offset + 0.09**2)  # ray-sphere intersection
     assert (radius <= exact + 1e-9).all() and (radius > exact * 0.99).all()
-    inside = _geometry.points_inside_star_shaped(
-        np.array([center, center + [0.2, 0, 0]]), rr, sphere["tris"], center
-    )
-    assert inside.tolist() == [True, False]
 
 
 def test_distance_to_surface_exact():

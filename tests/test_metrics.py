@@ -7,17 +7,9 @@ from scipy import sparse
 
 from meg_unet.metrics import (
     THESIS_SD_TABLE_SCALE,
-    crop_border,
-    dle,
-    estimate_peaks,
     hemisphere_positions,
     localization_metrics,
     mesh_adjacency,
-    oa_thesis,
-    overall_amplitude,
-    psf_metrics,
-    sd_thesis,
-    spatial_dispersion,
 )
 
 CM = 0.01  # one centimeter in meters
@@ -76,10 +68,7 @@ def test_known_blur():
     assert_allclose(metrics["sd_thesis_sqrtcm"], np.sqrt(2 / 3))
     assert_allclose(metrics["oa"], 4)
     assert_allclose(metrics["dle_cm"], 0)
-    assert_allclose(spatial_dispersion(estimate, [0], positions), np.sqrt(8 / 9))
-    assert_allclose(sd_thesis(estimate, positions), np.sqrt(2 / 3))
-    assert_allclose(overall_amplitude(-estimate), 4)
-    assert_allclose(oa_thesis(estimate), 4)
+    assert_allclose(localization_metrics(-estimate, [0], positions)["oa"], 4)  # signs ignored
 
 
 def test_sd_thesis_measures_from_the_peak():
@@ -101,14 +90,13 @@ def test_peak_offset_gives_its_distance():
     positions, _ = _chain([0, 1, 2, 3, 4])
     estimate = np.zeros(5)
     estimate[3] = 1.0
-    assert_allclose(dle(estimate, [0], positions), 3)
-    assert_allclose(spatial_dispersion(estimate, [0], positions), 3)
     metrics = localization_metrics(estimate, [0], positions)
     assert_allclose(metrics["dle_cm"], 3)
+    assert_allclose(metrics["sd_cm"], 3)
     assert_array_equal(metrics["recall"], 0)  # beyond the 2 cm radius
     # a 3-D offset
     positions_3d = np.array([[0.0, 0, 0], [3, 4, 12]]) * CM
-    assert_allclose(dle(np.array([0.0, 1.0]), [0], positions_3d), 13)
+    assert_allclose(localization_metrics(np.array([0.0, 1.0]), [0], positions_3d)["dle_cm"], 13)
 
 
 def test_columns_are_independent():
@@ -235,37 +223,34 @@ def test_recall_and_ghosts():
     assert_array_equal(strict["ghosts"], [2, 2, 2])
 
 
-def test_estimate_peaks():
-    """Local maxima by decreasing value; plateaus and thresholds."""
+def test_local_maxima():
+    """Local maxima of |F| on the mesh: matched to sources, counted as detections."""
     positions, adjacency = _chain(np.arange(8))
     estimate = np.array([0.2, 0.1, 0.7, 0.7, 0.0, -0.9, 0.3, 0.4])
-    peaks = estimate_peaks(estimate, adjacency)
-    assert_array_equal(peaks[0], [5, 2, 3, 7, 0])  # |F|; the plateau keeps row order
-    assert_array_equal(estimate_peaks(estimate, adjacency, n_peaks=2)[0], [5, 2])
-    assert_array_equal(estimate_peaks(estimate, adjacency, threshold=0.5)[0], [5, 2, 3])
-    assert_array_equal(estimate_peaks(estimate)[0], [5])  # no mesh: the global peak
-    assert_array_equal(estimate_peaks(np.zeros(8), adjacency)[0], [])
+    metrics = localization_metrics(estimate, [[2, 5]], positions, adjacency,
+                                   detection_threshold=0.0)
+    assert_array_equal(metrics["peak_rows"][0], [2, 5])  # the two largest, |F|, matched
+    assert_array_equal(metrics["detections"], [5])  # rows 5, 2 and 3 (a plateau), 7, 0
+    strong = localization_metrics(estimate, [[2, 5]], positions, adjacency,
+                                  detection_threshold=0.5)
+    assert_array_equal(strong["detections"], [3])
+    assert_array_equal(metrics["global_peak_rows"], [5])
+    none = localization_metrics(np.zeros(8), [[2]], positions, adjacency, detection_threshold=0)
+    assert_array_equal(none["detections"], [0])
     # an adjacency with self-loops (as mne.spatial_src_adjacency returns) gives the same
     with_loops = adjacency + sparse.eye_array(8, format="csr")
-    assert_array_equal(estimate_peaks(estimate, with_loops)[0], peaks[0])
+    again = localization_metrics(estimate, [[2, 5]], positions, with_loops, detection_threshold=0)
+    assert_array_equal(again["detections"], metrics["detections"])
 
 
 # ---------------------------------------------------------------------------------------------
 # Tiles and their border
 
 
-def test_crop_border_keeps_positions_aligned():
-    """After cropping, row i is vertex kept_rows[i]; metrics use uncropped numbering."""
+def test_border_keeps_positions_aligned():
+    """With a border, metrics skip the edge rows and columns in uncropped numbering."""
     n_vertices, n_times = 12, 9
-    tile = np.arange(n_vertices * n_times * 2, dtype=float).reshape(n_vertices, n_times, 2)
-    cropped, kept_rows, kept_columns = crop_border(tile, 2)
-    assert cropped.shape == (8, 5, 2)
-    assert_array_equal(kept_rows, np.arange(2, 10))
-    assert_array_equal(kept_columns, np.arange(2, 7))
-    assert_array_equal(cropped, tile[kept_rows][:, kept_columns])
-    cropped0, rows0, columns0 = crop_border(tile, 0)
-    assert cropped0.shape == tile.shape and len(rows0) == 12 and len(columns0) == 9
-
+    kept_columns = np.arange(2, 7)
     positions, adjacency = _chain(np.arange(n_vertices))
     true_rows = np.array([2, 3, 5, 7, 9, 9, 4, 6, 2])
     estimate = np.zeros((n_vertices, n_times))
@@ -277,15 +262,9 @@ def test_crop_border_keeps_positions_aligned():
     assert_allclose(metrics["sd_cm"], 0)
     assert_array_equal(metrics["global_peak_rows"], true_rows[kept_columns])
     assert_array_equal(metrics["ghosts"], 0)
-    # the same through crop_border and explicit positions
-    assert_allclose(dle(estimate, true_rows, positions, border=2), 0)
     # a true source inside the border is measured from its real position
     metrics = localization_metrics(estimate[:, 0], [1], positions, border=2)
     assert_allclose(metrics["dle_cm"], 1)  # peak at row 2 (x = 2 cm), source at x = 1 cm
-    # peaks of the kept columns 2.. in uncropped rows
-    peaks = estimate_peaks(estimate, adjacency, border=2)
-    assert len(peaks) == len(kept_columns)
-    assert_array_equal(np.concatenate(peaks), true_rows[kept_columns])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,21 +302,15 @@ def test_validation_messages():
     with pytest.raises(ValueError, match="'border' parameter"):
         localization_metrics(estimate, [0, 1], positions, border=-1)
     with pytest.raises(ValueError, match="leaves nothing"):
-        crop_border(estimate, 1)
+        localization_metrics(estimate, [0, 1], positions, border=1)
     with pytest.raises(ValueError, match="'match_radius_cm' parameter"):
         localization_metrics(estimate, [0, 1], positions, match_radius_cm=0)
     with pytest.raises(ValueError, match="'ghost_threshold' parameter"):
         localization_metrics(estimate, [0, 1], positions, ghost_threshold=1.5)
-    with pytest.raises(ValueError, match="'n_peaks' parameter"):
-        estimate_peaks(estimate, adjacency, n_peaks=0)
     with pytest.raises(ValueError, match="must be real"):
         localization_metrics(estimate + 1j, [0, 1], positions)
     with pytest.raises(ValueError, match=r"shape \(n_vertices, n_times\)"):
         localization_metrics(np.ones((5, 2, 1)), [0, 1], positions)
-    with pytest.raises(ValueError, match="several sources per column"):
-        dle(estimate, [[0], [1]], positions)
-    with pytest.raises(ValueError, match=r"n_orient \* n_vertices rows"):
-        psf_metrics(np.ones((7, 5)), positions)
     with pytest.raises(ValueError, match="'hemi' parameter"):
         hemisphere_positions([], "both")
 
@@ -403,9 +376,7 @@ def inverse_head_model(head_model_ico3_meg):
 
 
 def test_source_space_helpers(head_model_ico3_meg):
-    """Positions and adjacency match the source space and mne.spatial_src_adjacency."""
-    import mne
-
+    """Positions match the source space; the adjacency is a symmetric ico3 mesh."""
     src = head_model_ico3_meg.src
     for index, hemi in enumerate(("lh", "rh")):
         positions = hemisphere_positions(src, hemi)
@@ -413,15 +384,25 @@ def test_source_space_helpers(head_model_ico3_meg):
         adjacency = mesh_adjacency(src[index])
         assert adjacency.shape == (len(src[index]["vertno"]),) * 2
         assert (adjacency != adjacency.T).nnz == 0 and adjacency.diagonal().sum() == 0
-        expected = sparse.csr_array(
-            mne.spatial_src_adjacency(mne.SourceSpaces([src[index]]), verbose="error")
-        )
-        expected.setdiag(0)
-        expected.eliminate_zeros()
-        assert_array_equal(adjacency.toarray(), expected.toarray() > 0)
     # an ico3 mesh: 12 vertices of degree 5, the others of degree 6
     degrees = np.asarray(mesh_adjacency(src[0]).sum(axis=1)).ravel()
     assert np.sum(degrees == 5) == 12 and np.all(degrees[degrees != 5] == 6)
+
+
+def psf_metrics(resolution_matrix, positions):
+    """DLE, SD, OA and MNE's amplitude ratios of each point-spread function (column).
+
+    Several rows per vertex (free or loose orientations) are combined by their Euclidean
+    norm, as MNE does.
+    """
+    n_rows, n_vertices = resolution_matrix.shape
+    resmat = np.linalg.norm(resolution_matrix.reshape(n_vertices, n_rows // n_vertices, -1),
+                            axis=1)
+    metrics = localization_metrics(resmat, np.arange(n_vertices), positions)
+    column_sum = np.abs(resmat).sum(axis=0)
+    column_max = np.abs(resmat).max(axis=0)
+    return dict(metrics, sum_amp=column_sum / column_sum.max(),
+                peak_amp=column_max / column_max.max(), peak_rows=metrics["global_peak_rows"])
 
 
 @pytest.mark.parametrize("depth", DEPTHS)

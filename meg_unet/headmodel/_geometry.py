@@ -187,16 +187,6 @@ def make_three_layers(inner_rr, inner_tris, scalp_rr, scalp_tris, grade):
     return [(center + r[:, np.newaxis] * dirs, tris.copy()) for r in (r_in, r_out, r_sc)]
 
 
-def points_inside_star_shaped(points, rr, tris, center):
-    """Whether points are inside a surface that is star-shaped around ``center``."""
-    rel = np.atleast_2d(np.asarray(points, float)) - center
-    dist = np.linalg.norm(rel, axis=1)
-    at_center = dist == 0
-    rel[at_center] = [0.0, 0.0, 1.0]  # any direction
-    radius, _ = ray_radii(rr, tris, center, unit_vectors(rel))
-    return at_center | (dist < radius)
-
-
 class SurfaceDistance:
     """Euclidean distance (m) from points to the nearest point of a triangulated surface.
 

@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 #: Head models: the embedded fsaverage (offline), the MNE sample subject, a user's own.
 KINDS = ("fsaverage", "sample", "custom")
@@ -80,27 +79,6 @@ class HeadModel:
                 f"but got {hemi!r} instead."
             )
         return _HEMIS.index(hemi)
-
-    def vertex_positions(self, hemi):
-        """Vertex numbers and positions of the sources of one hemisphere.
-
-        Parameters
-        ----------
-        hemi : "lh" | "rh"
-            The hemisphere.
-
-        Returns
-        -------
-        vertno : array of int, shape (n_vertices,)
-            Vertex numbers of the sources (into the FreeSurfer surface), sorted.
-        pos : array, shape (n_vertices, 3)
-            Their positions in meters, in the MRI (surface RAS) coordinates of ``src``.
-            These are the positions of the sources of the forward solutions (the forward's
-            ``source_rr`` holds the same points in head coordinates).
-        """
-        s = self.src[self._hemi_index(hemi)]
-        vertno = np.asarray(s["vertno"]).copy()
-        return vertno, np.asarray(s["rr"][vertno], float).copy()
 
     def n_vertices(self, hemi):
         """Number of sources in one hemisphere (``"lh"`` or ``"rh"``)."""
