@@ -14,8 +14,8 @@ repository's ``config.py`` with the ``--set`` overrides:
   the head model loaded beforehand from the shared cache ``DATA_DIR/headmodels``;
 - per profile (default ``tiny``, ``quick`` and ``thesis``): one **training step**
   (``train_on_batch`` after an untimed tracing step, :func:`training.measure` of
-  ``benchmarks/training.py``; the thesis profile's CPU step takes about 40 s, so it is timed
-  at most twice on a CPU), the **data provider's tiles per second** with its worker threads
+  ``benchmarks/training.py``; the thesis profile's CPU step takes tens of seconds (measured in
+  ``benchmarks/results/training-vm.md``), so it is timed at most twice on a CPU), the **data provider's tiles per second** with its worker threads
   (:func:`training.provider_rate` over :func:`training.in_memory_provider`), and **one
   prediction tile** (batch of 1, ``model.predict_on_batch`` as ``predict.py`` calls it, after
   an untimed warm-up call);
@@ -71,7 +71,7 @@ BENCHMARKS = ROOT / "benchmarks"
 DEFAULT_PROFILES = ("tiny", "quick", "thesis")
 #: The profile whose head model, test split and ``make demo`` are measured.
 DEMO_PROFILE = "quick"
-#: Timed training steps of the thesis profile on a CPU (about 40 s each on 2 cores).
+#: Timed training steps of the thesis profile on a CPU (tens of seconds each, see above).
 THESIS_CPU_STEPS = 2
 #: Timed runs of the GPU figures at least (a step takes milliseconds there).
 ACCELERATOR_MIN_RUNS = 10
@@ -498,7 +498,7 @@ def measure_profile(profile, hyper, repeats, provider_seconds, gpu=None):
     result = training_bench.measure(profile, hyper, steps, 0)
     tile_shape, batch = result["tile_shape"], result["batch"]
     config = validate_settings({"PROFILE": profile, "PARAMETERS": hyper})
-    capped = (f"; capped at {THESIS_CPU_STEPS} timed steps on a CPU (about 40 s each)"
+    capped = (f"; capped at {THESIS_CPU_STEPS} timed steps on a CPU"
               if profile == "thesis" and not gpu and steps < repeats else "")
     rows = [Measurement(
         f"{profile}: one training step ({device})", result["step_times_s"], "s",

@@ -119,6 +119,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .constants import HEMISPHERE_NAMES, INVERSE_METHOD_NAMES
 from .io import read_cov, read_forward, read_json, split_files
 from .prediction import _check_int
 
@@ -156,10 +157,10 @@ SLOW_BASELINES = ("mxne", "gamma_map")
 METHODS = (*BASELINES, "l2")
 
 #: The L2 methods of ``"l2"``, as MNE spells them (``l2_method`` also takes them in lower case).
-L2_METHODS = ("MNE", "dSPM", "sLORETA")
+L2_METHODS = tuple(INVERSE_METHOD_NAMES.values())
 
 #: The L2 methods' names in metrics.csv (lower case) and as MNE spells them.
-L2_METHOD_NAMES = {"mne": "MNE", "dspm": "dSPM", "sloreta": "sLORETA"}
+L2_METHOD_NAMES = INVERSE_METHOD_NAMES
 
 #: The default settings of each method (see the module docstring).  ``None`` for ``lambda2``
 #: takes the split's lambda2.  Loose and depth are the simulation's, never settings.
@@ -216,7 +217,7 @@ SETTING_DOCS = {
 #: sLORETA was best at lambda2 = 1: 1.19 cm mean DLE, 1.22 at 4, 1.32 at 1/9).
 DEFAULT_LAMBDA2_GRID = tuple(1.0 / snr**2 for snr in (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0))
 
-_HEMIS = ("lh", "rh")
+_HEMIS = HEMISPHERE_NAMES
 _LCMV_WEIGHT_NORMS = ("unit-noise-gain", "unit-noise-gain-invariant", "nai")
 _SETUP_WINDOW = -1
 

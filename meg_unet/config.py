@@ -2,10 +2,11 @@
 
 Nothing in :mod:`meg_unet` imports the user's ``config.py``: the scripts call
 :func:`load_config` and pass the returned object on.  The module imports only the standard
-library and :mod:`parameters`, so a bad configuration is reported in well under a second.
-Checks that look at the disk are as cheap: DATA_DIR and RESULTS_DIR must be folders (or
-creatable), and with ``HEAD_MODEL = "custom"`` the measurement info of CUSTOM_INFO_FILE is read
-(MNE is imported for that only) to check that it has what SENSORS and ARTIFACTS need.
+library, :mod:`parameters` and :mod:`meg_unet.constants`, so a bad configuration is reported
+in well under a second.  Checks that look at the disk are as cheap: DATA_DIR and RESULTS_DIR
+must be folders (or creatable), and with ``HEAD_MODEL = "custom"`` the measurement info of
+CUSTOM_INFO_FILE is read (MNE is imported for that only) to check that it has what SENSORS
+and ARTIFACTS need.
 """
 
 from __future__ import annotations
@@ -29,13 +30,9 @@ import parameters.network
 import parameters.profiles
 import parameters.simulation
 
+from .constants import HEAD_MODELS, HEMISPHERES, INVERSE_METHODS, SENSOR_SETS, SPACINGS
 from .errors import UserError
 
-HEAD_MODELS = ("fsaverage", "sample", "custom")
-SPACINGS = ("ico1", "ico2", "ico3", "ico4", "ico5", "oct5", "oct6")
-SENSOR_SETS = ("meg", "meg+eeg")
-HEMISPHERES = ("rh", "lh", "both")
-INVERSE_METHODS = ("mne", "dspm", "sloreta")
 ORIENTATIONS = ("loose", "fixed")
 PROFILES = tuple(parameters.profiles.PROFILES)
 # allowed values of hyperparameters in parameters/

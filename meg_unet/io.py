@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .constants import ESTIMATE_KINDS  # noqa: F401  (re-exported)
 from .errors import FileError, UserError
 
 SPLITS = ("train", "valid", "test")
-ESTIMATE_KINDS = ("mne", "dspm", "sloreta", "truth")
 MANIFEST = "manifest.json"
 
 

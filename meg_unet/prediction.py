@@ -68,6 +68,7 @@ import numpy as np
 
 from . import __version__
 from .calibration import apply_calibration
+from .constants import HEMISPHERE_NAMES, INVERSE_METHOD_NAMES, INVERSE_METHODS, SENSOR_SETS
 from .detection import samples_to_source, write_detection_tables
 from .errors import UserError
 from .io import atomic_path, read_json, split_files, write_json
@@ -89,7 +90,7 @@ __all__ = [
 ]
 
 #: The linear inverse methods compared with the U-Net in metrics.csv, in table order.
-ESTIMATE_METHODS = ("mne", "dspm", "sloreta")
+ESTIMATE_METHODS = INVERSE_METHODS
 
 #: The U-Net's name in metrics.csv.
 UNET = "unet"
@@ -112,10 +113,8 @@ METRICS_COLUMNS = (
     "ghosts",
 )
 
-#: Names of the inverse methods as MNE spells them.
-_MNE_METHODS = {"mne": "MNE", "dspm": "dSPM", "sloreta": "sLORETA"}
-_HEMIS = ("lh", "rh")
-_SENSOR_SETS = ("meg", "meg+eeg")
+_MNE_METHODS = INVERSE_METHOD_NAMES
+_HEMIS = HEMISPHERE_NAMES
 _DEFAULT_SPLIT = "test"
 # relative difference of sampling rates that still counts as the same rate
 _SFREQ_RTOL = 1e-3
@@ -796,7 +795,7 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
     # the data provider checks the split against a config: the model's, with the split's
     # sensors (allowed to differ, see above)
     data_config = model_config
-    if manifest.get("sensors") in _SENSOR_SETS and manifest["sensors"] != model_config.sensors:
+    if manifest.get("sensors") in SENSOR_SETS and manifest["sensors"] != model_config.sensors:
         data_config = model_config.replace(SENSORS=manifest["sensors"])
     provider = DataProvider(data_config, split, preprocessing=trained.preprocessing,
                             directory=data_dir)

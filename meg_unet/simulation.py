@@ -88,6 +88,7 @@ import numpy as np
 
 from . import __version__
 from .config import data_part
+from .constants import INVERSE_METHOD_NAMES
 from .io import (
     ESTIMATE_KINDS,
     SPLITS,
@@ -99,8 +100,6 @@ from .io import (
 )
 
 logger = logging.getLogger("meg_unet")
-
-INVERSE_METHODS = {"mne": "MNE", "dspm": "dSPM", "sloreta": "sLORETA"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -689,7 +688,7 @@ class SimulationModel:
             if kind == "truth":
                 continue
             estimates[kind] = self._hemisphere_estimate(
-                self._inverse_solution(raw, inv, INVERSE_METHODS[kind]), raw,
+                self._inverse_solution(raw, inv, INVERSE_METHOD_NAMES[kind]), raw,
                 rows_are_hemisphere=True)
         estimates["truth"] = self._hemisphere_estimate(truth, raw, rows_are_hemisphere=True)
         done("inverse")

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .constants import HEMISPHERE_NAMES
 from .io import atomic_path
 from .tables import metric_label, method_display_name, order_methods, read_metrics
 
@@ -59,7 +60,7 @@ HEATMAP_METRICS = {"dle_cm": "dle", "sd_cm": "sd", "oa": "oa"}
 #: Resolution of the written PNG files (dots per inch); figure sizes are set in inches.
 DPI = 150
 
-_HEMIS = ("lh", "rh")
+_HEMIS = HEMISPHERE_NAMES
 _HEMI_NAMES = {"lh": "left hemisphere", "rh": "right hemisphere"}
 _VIEWS = ("lateral", "medial")
 # Camera direction (from the brain towards the viewer) and the screen's rightward axis, per

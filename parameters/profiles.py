@@ -1,7 +1,8 @@
 """Profiles: named sizes of the whole job.
 
 A profile overrides settings of the other parameter modules by ``"module.NAME"``.  ``thesis`` is
-the thesis's Table 1 unchanged (a GPU job: about 28 s per training step on a 2-core CPU);
+the thesis's Table 1 unchanged (a GPU job: tens of seconds per training step on a 2-core CPU,
+see ``benchmarks/results/training-vm.md``);
 ``quick`` is the README's main command, sized to finish in minutes on 2 CPU cores; ``tiny`` is for
 tests and CI (seconds).
 """

@@ -11,7 +11,9 @@ from pathlib import Path
 from mne.utils import _check_option, verbose
 
 from ._log import logger
-from .base import BEM_ICOS, KINDS, SENSOR_SETS, SPACINGS, HeadModel
+from ..constants import HEAD_MODELS as KINDS
+from ..constants import SENSOR_SETS, SPACINGS
+from .base import BEM_ICOS, HeadModel
 from .fsaverage import EEG_1010_LABELS, build_fsaverage, fsaverage_dev_head_t
 from .subject import build_subject, resolve_inputs
 

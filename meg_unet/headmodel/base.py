@@ -3,17 +3,10 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..constants import HEMISPHERE_NAMES as _HEMIS
 
-#: Head models: the embedded fsaverage (offline), the MNE sample subject, a user's own.
-KINDS = ("fsaverage", "sample", "custom")
-#: Source-space subdivisions.
-SPACINGS = ("ico1", "ico2", "ico3", "ico4", "ico5", "oct5", "oct6")
-#: Sensor sets.
-SENSOR_SETS = ("meg", "meg+eeg")
 #: Icosahedral grades of the embedded model's BEM surfaces (5 = the inner skull as shipped).
 BEM_ICOS = (3, 4, 5)
-
-_HEMIS = ("lh", "rh")
 
 
 @dataclass(frozen=True, eq=False)

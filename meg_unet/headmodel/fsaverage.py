@@ -235,7 +235,7 @@ def make_fsaverage_info(sensors="meg", sfreq=600.614990234375):
 def _check_sensors(sensors):
     from mne.utils import _check_option
 
-    from .base import SENSOR_SETS
+    from ..constants import SENSOR_SETS
 
     _check_option("sensors", sensors, SENSOR_SETS)
 
