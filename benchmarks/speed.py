@@ -15,7 +15,8 @@ repository's ``config.py`` with the ``--set`` overrides:
 - per profile (default ``tiny``, ``quick`` and ``thesis``): one **training step**
   (``train_on_batch`` after an untimed tracing step, :func:`training.measure` of
   ``benchmarks/training.py``; the thesis profile's CPU step takes tens of seconds (measured in
-  ``benchmarks/results/training-vm.md``), so it is timed at most twice on a CPU), the **data provider's tiles per second** with its worker threads
+  ``benchmarks/results/training-vm.md``), so it is timed at most twice on a CPU), the **data
+  provider's tiles per second** with its worker threads
   (:func:`training.provider_rate` over :func:`training.in_memory_provider`), and **one
   prediction tile** (batch of 1, ``model.predict_on_batch`` as ``predict.py`` calls it, after
   an untimed warm-up call);

@@ -170,9 +170,9 @@ def localization_metrics(
         maxima of columns with several true sources and to count ghost peaks. Self-loops are
         ignored. None allows single-source columns only, and ``ghosts`` is NaN.
     border : int
-        Rows and columns to leave out at each edge of a U-Net tile (the thesis used 2, as its
-        network is least reliable there); only rows for a 1-D estimate. ``positions`` and ``true_rows``
-        stay in uncropped numbering.
+        Rows and columns to leave out at each edge of a U-Net tile (the thesis used 2, as
+        its network is least reliable there); only rows for a 1-D estimate. ``positions``
+        and ``true_rows`` stay in uncropped numbering.
     match_radius_cm : float
         A true source counts as recalled when its matched peak is within this distance (cm);
         a peak is a ghost when no true source is within it.
