@@ -113,8 +113,6 @@ METRICS_COLUMNS = (
     "ghosts",
 )
 
-_MNE_METHODS = INVERSE_METHOD_NAMES
-_HEMIS = HEMISPHERE_NAMES
 _DEFAULT_SPLIT = "test"
 # relative difference of sampling rates that still counts as the same rate
 _SFREQ_RTOL = 1e-3
@@ -615,7 +613,7 @@ class _TrainedModel:
     @property
     def methods(self):
         """The inverse methods the model's input channels name, in channel order."""
-        return tuple(c for c in self.config.channels if c in _MNE_METHODS)
+        return tuple(c for c in self.config.channels if c in INVERSE_METHOD_NAMES)
 
     def vertices(self, hemi):
         return np.asarray(self.sidecar["vertices"].get(hemi, []), dtype=np.int64)
@@ -625,7 +623,7 @@ class _TrainedModel:
 
 
 def _hemispheres(hemisphere):
-    return _HEMIS if hemisphere == "both" else (hemisphere,)
+    return HEMISPHERE_NAMES if hemisphere == "both" else (hemisphere,)
 
 
 def _find_model_dir(path):
@@ -1044,7 +1042,7 @@ def _read_hemisphere_rows(path, vertices):
         if len(wanted):
             if not np.array_equal(vertno, wanted):
                 raise DataError(
-                    f"{path}: its {_HEMIS[index]} vertices are not those of the split's "
+                    f"{path}: its {HEMISPHERE_NAMES[index]} vertices are not those of the split's "
                     "source space"
                 )
             rows.append(stc.data[offset : offset + len(vertno)])
@@ -1060,12 +1058,12 @@ def _source_geometry(src, hemisphere):
 
     hemis = _hemispheres(hemisphere)
     positions = np.concatenate([hemisphere_positions(src, h) for h in hemis])
-    blocks = [mesh_adjacency(src[_HEMIS.index(h)]) for h in hemis]
+    blocks = [mesh_adjacency(src[HEMISPHERE_NAMES.index(h)]) for h in hemis]
     adjacency = blocks[0] if len(blocks) == 1 else sparse.block_diag(blocks, format="csr")
     labels = None
     if hemisphere == "both":
         labels = np.concatenate(
-            [np.full(len(src[_HEMIS.index(h)]["vertno"]), h, dtype=object) for h in hemis]
+            [np.full(len(src[HEMISPHERE_NAMES.index(h)]["vertno"]), h, dtype=object) for h in hemis]
         )
     return positions, adjacency, labels
 
@@ -1251,7 +1249,7 @@ def predict_recording(model_dir, inverse_fname, raw_fname=None, evoked_fname=Non
     hemis = trained.hemispheres
     src = inv["src"]
     vertices = [np.asarray(src[i]["vertno"]) if h in hemis else np.array([], dtype=np.int64)
-                for i, h in enumerate(_HEMIS)]
+                for i, h in enumerate(HEMISPHERE_NAMES)]
     positions = _mri_positions(inv, hemis)
     n_vertices = sum(len(v) for v in vertices)
     layout = tile_layout(len(recording.times), model_config.tile.T_STEPS)
@@ -1349,7 +1347,7 @@ def _check_recording(trained, inv, recording, kind, recording_fname, inverse_fna
     src = inv["src"]
     for hemi in trained.hemispheres:
         ours = trained.vertices(hemi)
-        theirs = np.asarray(src[_HEMIS.index(hemi)]["vertno"])
+        theirs = np.asarray(src[HEMISPHERE_NAMES.index(hemi)]["vertno"])
         if not np.array_equal(ours, theirs):
             problems.append(
                 f"source space: the inverse operator's {hemi} hemisphere has {len(theirs)} "
@@ -1422,13 +1420,13 @@ class _InverseEstimates:
         # prepared once per method, not once per chunk
         self.operators = {
             m: mne.minimum_norm.prepare_inverse_operator(
-                inv, nave, lambda2, _MNE_METHODS[m], verbose=False
+                inv, nave, lambda2, INVERSE_METHOD_NAMES[m], verbose=False
             )
             for m in {"mne", *methods}
         }
         self.label = None
         if len(hemis) == 1:  # compute one hemisphere only
-            index = _HEMIS.index(hemis[0])
+            index = HEMISPHERE_NAMES.index(hemis[0])
             self.label = mne.Label(vertices=inv["src"][index]["vertno"], hemi=hemis[0])
         self.scales = self._noise_normalizations(methods)
         self._base, self._base_span = None, None
@@ -1443,7 +1441,7 @@ class _InverseEstimates:
             scales = {}
             for method in methods:
                 _, noise_norm, _, _ = _assemble_kernel(
-                    self.operators[method], self.label, _MNE_METHODS[method], None,
+                    self.operators[method], self.label, INVERSE_METHOD_NAMES[method], None,
                     verbose=False)
                 scales[method] = None if noise_norm is None else np.ravel(noise_norm)
             return scales
@@ -1457,11 +1455,11 @@ class _InverseEstimates:
         kwargs = dict(label=self.label, pick_ori=None, prepared=True, verbose=False)
         if self.kind == "raw":
             return mne.minimum_norm.apply_inverse_raw(
-                self.recording, self.operators[method], self.lambda2, _MNE_METHODS[method],
+                self.recording, self.operators[method], self.lambda2, INVERSE_METHOD_NAMES[method],
                 start=start, stop=stop, **kwargs,
             ).data
         return mne.minimum_norm.apply_inverse(
-            self.recording, self.operators[method], self.lambda2, _MNE_METHODS[method],
+            self.recording, self.operators[method], self.lambda2, INVERSE_METHOD_NAMES[method],
             **kwargs,
         ).data
 

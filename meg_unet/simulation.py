@@ -90,7 +90,6 @@ from . import __version__
 from .config import data_part
 from .constants import INVERSE_METHOD_NAMES
 from .io import (
-    ESTIMATE_KINDS,
     SPLITS,
     read_json,
     sha256sum,
@@ -684,12 +683,9 @@ class SimulationModel:
             verbose=False,
         )
         estimates = {}
-        for kind in ESTIMATE_KINDS:
-            if kind == "truth":
-                continue
+        for kind, method in INVERSE_METHOD_NAMES.items():
             estimates[kind] = self._hemisphere_estimate(
-                self._inverse_solution(raw, inv, INVERSE_METHOD_NAMES[kind]), raw,
-                rows_are_hemisphere=True)
+                self._inverse_solution(raw, inv, method), raw, rows_are_hemisphere=True)
         estimates["truth"] = self._hemisphere_estimate(truth, raw, rows_are_hemisphere=True)
         done("inverse")
 
