@@ -20,28 +20,24 @@ import json
 import re
 import runpy
 import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 import parameters.data_provider
 import parameters.headmodel
 import parameters.network
 import parameters.profiles
 import parameters.simulation
+import parameters.tile
+from parameters import DATA_ROLES, Interval, Role
 
 from .constants import HEAD_MODELS, HEMISPHERES, INVERSE_METHODS, SENSOR_SETS, SPACINGS
 from .errors import UserError
 
 ORIENTATIONS = ("loose", "fixed")
 PROFILES = tuple(parameters.profiles.PROFILES)
-# allowed values of hyperparameters in parameters/
-TIMINGS = ("thesis", "recording")
-WAVEFORM_KINDS = ("bump", "damped", "burst")
-NOISE_KINDS = ("white", "pink", "brain")
-NORMALIZE_OVER = ("sample", "channel", "noise")
-CLASS_WEIGHTINGS = ("inverse_frequency", "sqrt_inverse_frequency", "none")
-ROW_ORDERS = ("source_space", "mesh")
 
 #: The parameter modules a profile or the PARAMETERS setting may override, by section name.
 PARAMETER_MODULES = {
@@ -49,6 +45,7 @@ PARAMETER_MODULES = {
     "simulation": parameters.simulation,
     "data_provider": parameters.data_provider,
     "network": parameters.network,
+    "tile": parameters.tile,
 }
 
 
@@ -72,9 +69,15 @@ class ConfigError(UserError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class _Setting:
+    """One setting of ``config.py``: its default, its check and what it shapes.
+
+    ``check(name, value)`` returns the value in its canonical form and a list of problems.
+    The documentation of each setting is its comment in ``config.py``.
+    """
+
     default: Any
     check: Callable[[str, Any], tuple[Any, list[str]]]
-    affects_results: bool = True
+    role: Role
 
 
 def _fmt(value):
@@ -280,31 +283,34 @@ def _parameter_overrides(name, value):
     return dict(value), []
 
 
+#: Every setting of config.py, with its default, its check and its role (see
+#: :class:`parameters.Role`): the role decides which hashes and comparisons see it.
 SETTINGS: dict[str, _Setting] = {
-    "RUN_NAME": _Setting("quick", _run_name),
-    "HEAD_MODEL": _Setting("fsaverage", _one_of(HEAD_MODELS)),
-    "SPACING": _Setting("ico3", _one_of(SPACINGS)),
-    "SENSORS": _Setting("meg", _one_of(SENSOR_SETS)),
-    "HEMISPHERE": _Setting("rh", _one_of(HEMISPHERES)),
-    "SNR": _Setting(3.0, _snr),
-    "LAMBDA2": _Setting(None, _positive_number(allow_none=True)),
-    "N_DIPOLES": _Setting(1, _n_dipoles),
-    "CHANNELS": _Setting(INVERSE_METHODS, _channels),
-    "ORIENTATION": _Setting("loose", _one_of(ORIENTATIONS)),
-    "ARTIFACTS": _Setting(True, _boolean),
-    "PROFILE": _Setting("quick", _one_of(PROFILES)),
-    "SEED": _Setting(42, _integer(minimum=0)),
-    "PARAMETERS": _Setting({}, _parameter_overrides),
-    "CUSTOM_SUBJECTS_DIR": _Setting(None, _path(allow_none=True)),
-    "CUSTOM_SUBJECT": _Setting(None, _optional_str),
-    "CUSTOM_TRANS_FILE": _Setting(None, _path(allow_none=True)),
-    "CUSTOM_BEM_FILE": _Setting(None, _path(allow_none=True)),
-    "CUSTOM_INFO_FILE": _Setting(None, _path(allow_none=True)),
-    "DATA_DIR": _Setting(Path("data"), _path(allow_none=False), affects_results=False),
-    "RESULTS_DIR": _Setting(Path("results"), _path(allow_none=False), affects_results=False),
-    "N_JOBS": _Setting(1, _integer(minimum=1, allow=(-1,)), affects_results=False),
-    "DASK_SCHEDULER": _Setting(None, _optional_str, affects_results=False),
+    "RUN_NAME": _Setting("quick", _run_name, Role.DATA),
+    "HEAD_MODEL": _Setting("fsaverage", _one_of(HEAD_MODELS), Role.GEOMETRY),
+    "SPACING": _Setting("ico3", _one_of(SPACINGS), Role.GEOMETRY),
+    "SENSORS": _Setting("meg", _one_of(SENSOR_SETS), Role.GEOMETRY),
+    "HEMISPHERE": _Setting("rh", _one_of(HEMISPHERES), Role.GEOMETRY),
+    "SNR": _Setting(3.0, _snr, Role.DATA),
+    "LAMBDA2": _Setting(None, _positive_number(allow_none=True), Role.DATA),
+    "N_DIPOLES": _Setting(1, _n_dipoles, Role.DATA),
+    "CHANNELS": _Setting(INVERSE_METHODS, _channels, Role.MODEL),
+    "ORIENTATION": _Setting("loose", _one_of(ORIENTATIONS), Role.GEOMETRY),
+    "ARTIFACTS": _Setting(True, _boolean, Role.DATA),
+    "PROFILE": _Setting("quick", _one_of(PROFILES), Role.TRAINING),
+    "SEED": _Setting(42, _integer(minimum=0), Role.DATA),
+    "PARAMETERS": _Setting({}, _parameter_overrides, Role.DATA),
+    "CUSTOM_SUBJECTS_DIR": _Setting(None, _path(allow_none=True), Role.DATA),
+    "CUSTOM_SUBJECT": _Setting(None, _optional_str, Role.DATA),
+    "CUSTOM_TRANS_FILE": _Setting(None, _path(allow_none=True), Role.DATA),
+    "CUSTOM_BEM_FILE": _Setting(None, _path(allow_none=True), Role.DATA),
+    "CUSTOM_INFO_FILE": _Setting(None, _path(allow_none=True), Role.DATA),
+    "DATA_DIR": _Setting(Path("data"), _path(allow_none=False), Role.RUN),
+    "RESULTS_DIR": _Setting(Path("results"), _path(allow_none=False), Role.RUN),
+    "N_JOBS": _Setting(1, _integer(minimum=1, allow=(-1,)), Role.RUN),
+    "DASK_SCHEDULER": _Setting(None, _optional_str, Role.RUN),
 }
+
 
 _PATH_SETTINGS = (
     "DATA_DIR",
@@ -335,50 +341,8 @@ class FrozenNamespace(types.SimpleNamespace):
         return copy.deepcopy(dict(vars(self)))
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """A validated, read-only configuration of one run.
-
-    Attributes mirror the settings of ``config.py`` in lower case (``config.snr`` is ``SNR``);
-    ``simulation``, ``data_provider``, ``network`` and ``tile`` hold the hyperparameters of
-    ``parameters/`` after the profile's and the PARAMETERS overrides.
-
-    ``snr`` is what the user wrote: one float, or a tuple ``(low, high)`` of floats when each
-    activation window draws its SNR log-uniformly from that range (:attr:`snr_label` formats
-    either).  ``lambda2`` is the resolved
-    regularization: LAMBDA2 when set, else ``1 / SNR**2``, and for a range
-    ``1 / (low * high)``, i.e. 1 over the squared geometric mean of the bounds.
-    """
-
-    run_name: str
-    head_model: str
-    spacing: str
-    sensors: str
-    hemisphere: str
-    snr: float | tuple
-    lambda2: float
-    n_dipoles: Any
-    channels: tuple
-    orientation: str
-    artifacts: bool
-    profile: str
-    seed: int
-    parameters: Mapping
-    custom_subjects_dir: Path | None
-    custom_subject: str | None
-    custom_trans_file: Path | None
-    custom_bem_file: Path | None
-    custom_info_file: Path | None
-    data_dir: Path
-    results_dir: Path
-    n_jobs: int
-    dask_scheduler: str | None
-    headmodel: FrozenNamespace
-    simulation: FrozenNamespace
-    data_provider: FrozenNamespace
-    network: FrozenNamespace
-    tile: FrozenNamespace
-    source: str = "defaults"
+class _ConfigMethods:
+    """What :class:`Config` derives from its settings (its fields are made from the schema)."""
 
     @property
     def multi_dipole(self):
@@ -410,24 +374,23 @@ class Config:
         return self.data_dir / "headmodels"
 
     def result_settings(self):
-        """Return the settings that change results, as JSON-ready values.
+        """Return the recorded settings (every role but :attr:`Role.RUN`), JSON-ready.
 
-        Execution settings (paths, N_JOBS) are left out, so moving a run or using more cores
-        does not invalidate it.
+        Paths and N_JOBS are left out, so moving a run or using more cores does not
+        invalidate it.  ``RESOLVED_PARAMETERS`` holds every hyperparameter after the profile
+        and the overrides, ``LAMBDA2`` the regularization in use.
         """
-        out = {}
-        for name, setting in SETTINGS.items():
-            if not setting.affects_results:
-                continue
-            value = getattr(self, name.lower())
-            out[name] = _jsonable(value)
-        out["RESOLVED_PARAMETERS"] = {
-            section: _jsonable({
-                name: value for name, value in getattr(self, section).as_dict().items()
-                if _NEUTRAL_PARAMETERS.get(f"{section}.{name}", _MISSING) != value
-            })
-            for section in (*PARAMETER_MODULES, "tile")
+        out = {
+            name: _jsonable(getattr(self, name.lower()))
+            for name, setting in SETTINGS.items() if setting.role is not Role.RUN
         }
+        resolved = {}
+        for key, parameter in PARAMETER_SCHEMA.items():
+            section, name = key.split(".")
+            value = getattr(getattr(self, section), name)
+            if parameter.role is not Role.RUN and _NEUTRAL_PARAMETERS.get(key, _MISSING) != value:
+                resolved.setdefault(section, {})[name] = _jsonable(value)
+        out["RESOLVED_PARAMETERS"] = resolved
         # The lambda2 in use is derived, but recorded explicitly for readers of manifests.
         out["LAMBDA2"] = self.lambda2
         return out
@@ -439,9 +402,8 @@ class Config:
     def data_settings(self):
         """Return the settings that change the simulated data, as JSON-ready values.
 
-        :meth:`result_settings` without what only the network sees (``CHANNELS``, the
-        profile's name, the ``network``, ``data_provider`` and ``tile`` parameters): a new
-        number of epochs or learning rate must not make the simulated splits stale.
+        :meth:`result_settings` reduced to the roles in :data:`parameters.DATA_ROLES`: a new
+        number of epochs, learning rate or CHANNELS must not make the simulated splits stale.
         """
         return data_part(self.result_settings())
 
@@ -456,14 +418,31 @@ class Config:
         values.update(changes)
         return validate_settings(values, source=self.source)
 
-    # The LAMBDA2 *setting* (None means 1/SNR**2) is kept apart from the resolved value.
-    parameters_lambda2_setting: float | None = None
 
+#: A validated, read-only configuration of one run, with one field per setting.
+Config = dataclasses.make_dataclass(
+    "Config",
+    [(name.lower(), Any) for name in SETTINGS]
+    + [(section, FrozenNamespace) for section in PARAMETER_MODULES]
+    + [("source", str, dataclasses.field(default="defaults")),
+       # the LAMBDA2 *setting* (None means 1/SNR**2), kept apart from the resolved value
+       ("parameters_lambda2_setting", Any, dataclasses.field(default=None))],
+    bases=(_ConfigMethods,),
+    frozen=True,
+)
+Config.__module__ = __name__
+Config.__doc__ = """A validated, read-only configuration of one run.
 
-#: Settings that only the network and its inputs see, left out of :meth:`Config.data_settings`
-#: (the profile's effect on the data is in its resolved ``simulation`` parameters).
-_NETWORK_ONLY_SETTINGS = ("CHANNELS", "PROFILE")
-_DATA_PARAMETER_SECTIONS = ("headmodel", "simulation")
+    Attributes mirror the settings of ``config.py`` in lower case (``config.snr`` is ``SNR``);
+    ``headmodel``, ``simulation``, ``data_provider``, ``network`` and ``tile`` hold the
+    hyperparameters of ``parameters/`` after the profile's and the PARAMETERS overrides.
+
+    ``snr`` is what the user wrote: one float, or a tuple ``(low, high)`` of floats when each
+    activation window draws its SNR log-uniformly from that range (:attr:`snr_label` formats
+    either).  ``lambda2`` is the resolved regularization: LAMBDA2 when set, else
+    ``1 / SNR**2``, and for a range ``1 / (low * high)``, i.e. 1 over the squared geometric
+    mean of the bounds.
+    """
 
 
 _MISSING = object()
@@ -473,21 +452,55 @@ _MISSING = object()
 _NEUTRAL_PARAMETERS = {"simulation.PATCH_AREA_CM2": None, "network.ROW_ORDER": "source_space"}
 
 
+def settings_of_roles(settings, roles, keep_overrides=False):
+    """Reduce recorded settings (:meth:`Config.result_settings`, e.g. a manifest's) to roles.
+
+    Parameters
+    ----------
+    settings : dict
+        Recorded settings, with ``RESOLVED_PARAMETERS`` by section.
+    roles : iterable of Role
+        The roles to keep.  Names the schema does not know (removed since they were
+        recorded) are dropped: they cannot change what the code does now.
+    keep_overrides : bool
+        Keep the raw ``PARAMETERS`` overrides of those roles too; comparisons leave them out,
+        as their effect is in ``RESOLVED_PARAMETERS``.
+
+    Returns
+    -------
+    settings : dict
+        The settings of those roles.
+    """
+    roles = tuple(roles)
+
+    def kept(role):
+        return role is not None and role in roles
+
+    out = {
+        name: value for name, value in settings.items()
+        if name not in ("PARAMETERS", "RESOLVED_PARAMETERS")
+        and kept(getattr(SETTINGS.get(name), "role", None))
+    }
+    if keep_overrides:
+        out["PARAMETERS"] = {
+            key: value for key, value in (settings.get("PARAMETERS") or {}).items()
+            if kept(getattr(PARAMETER_SCHEMA.get(key), "role", None))
+        }
+    resolved = {}
+    for section, values in (settings.get("RESOLVED_PARAMETERS") or {}).items():
+        for name, value in values.items():
+            if kept(getattr(PARAMETER_SCHEMA.get(f"{section}.{name}"), "role", None)):
+                resolved.setdefault(section, {})[name] = value
+    out["RESOLVED_PARAMETERS"] = resolved
+    return out
+
+
 def data_part(result_settings):
     """Reduce :meth:`Config.result_settings` (e.g. a manifest's ``config``) to the data part.
 
     See :meth:`Config.data_settings`.
     """
-    out = {k: v for k, v in result_settings.items() if k not in _NETWORK_ONLY_SETTINGS}
-    out["PARAMETERS"] = {
-        key: value for key, value in (out.get("PARAMETERS") or {}).items()
-        if key.split(".")[0] in _DATA_PARAMETER_SECTIONS
-    }
-    out["RESOLVED_PARAMETERS"] = {
-        section: values for section, values in (out.get("RESOLVED_PARAMETERS") or {}).items()
-        if section in _DATA_PARAMETER_SECTIONS
-    }
-    return out
+    return settings_of_roles(result_settings, DATA_ROLES, keep_overrides=True)
 
 
 def _short_hash(settings):
@@ -512,181 +525,170 @@ def _jsonable(value):
 # --------------------------------------------------------------------------------------------
 
 
-def _module_defaults(module):
-    return {
-        name: copy.deepcopy(value)
-        for name, value in vars(module).items()
-        if name.isupper() and not name.startswith("_")
-    }
+@dataclasses.dataclass(frozen=True)
+class _Parameter:
+    """One hyperparameter of ``parameters/``: its default, type and role."""
+
+    default: Any
+    type: Any
+    role: Role
 
 
-def _same_kind(default, value):
-    if default is None or value is None:
-        return True
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, (int, float)) and isinstance(value, (int, float)):
-        return not (isinstance(default, int) and isinstance(value, float) and not value.is_integer())
-    if isinstance(default, (tuple, list)) and isinstance(value, (tuple, list)):
-        return True
-    return isinstance(value, type(default))
+def _parameter_schema():
+    """Read every hyperparameter's declaration (``NAME: Role[type] = default``) by key."""
+    schema = {}
+    for section, module in PARAMETER_MODULES.items():
+        for name, hint in typing.get_type_hints(module, include_extras=True).items():
+            extras = typing.get_args(hint)[1:] if typing.get_origin(hint) is Annotated else ()
+            roles = [extra for extra in extras if isinstance(extra, Role)]
+            if len(roles) != 1:
+                raise TypeError(f"parameters/{section}.py: {name} needs one role, e.g. "
+                                f"'{name}: Model[int] = ...' (see parameters/__init__.py)")
+            schema[f"{section}.{name}"] = _Parameter(getattr(module, name), hint, roles[0])
+    return schema
+
+
+#: Every hyperparameter by ``"section.NAME"``.
+PARAMETER_SCHEMA = _parameter_schema()
+
+
+def parameter_choices(key):
+    """Return the allowed values of a ``Literal`` hyperparameter, e.g. ``"network.ROW_ORDER"``."""
+    hint = PARAMETER_SCHEMA[key].type
+    while typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    return typing.get_args(hint)
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _conform(value, hint):
+    """Return ``value`` in its canonical form for the type ``hint``; raise _Mismatch if not.
+
+    Lists become tuples, integers become floats where a float is declared, and every
+    :class:`parameters.Interval` in the type is checked.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Annotated:
+        value = _conform(value, args[0])
+        if any(isinstance(b, Interval) and not b.contains(value) for b in args[1:]):
+            raise _Mismatch
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return _conform(value, option)
+            except _Mismatch:
+                pass
+        raise _Mismatch
+    if origin is Literal:
+        for allowed in args:
+            if value == allowed and isinstance(value, bool) == isinstance(allowed, bool):
+                return allowed
+        raise _Mismatch
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            raise _Mismatch
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_conform(v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise _Mismatch
+        return tuple(_conform(v, a) for v, a in zip(value, args))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise _Mismatch
+        return {_conform(k, args[0]): _conform(v, args[1]) for k, v in value.items()}
+    if hint is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    if isinstance(value, bool) != (hint is bool):
+        raise _Mismatch
+    if hint is float and isinstance(value, (int, float)) and abs(value) < float("inf"):
+        return float(value)
+    if hint in (int, str, bool) and isinstance(value, hint):
+        return value
+    raise _Mismatch
+
+
+def _describe(hint):
+    """A type in words for messages: ``"an integer >= 1 and <= 8"``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Annotated:
+        bounds = [b.describe() for b in args[1:] if isinstance(b, Interval)]
+        return " ".join([_describe(args[0]), *bounds])
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a tuple of ({_describe(args[0])})"
+        return f"a tuple ({', '.join(_describe(a) for a in args)})"
+    if origin is dict:
+        return f"a dict of {_describe(args[0])}: {_describe(args[1])}"
+    names = {int: "an integer", float: "a number", bool: "True or False", str: "a string",
+             type(None): "None"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _resolve_parameters(profile, overrides):
-    """Apply the profile's and the user's overrides to the parameter modules' defaults."""
-    sections = {name: _module_defaults(mod) for name, mod in PARAMETER_MODULES.items()}
-    sections["tile"] = copy.deepcopy(parameters.profiles.TILE_DEFAULTS)
+    """Apply the profile's and the user's overrides to the declared defaults, checking types."""
+    values = {key: copy.deepcopy(parameter.default) for key, parameter in PARAMETER_SCHEMA.items()}
     problems = []
-    layers = [(f"profile {profile!r}", parameters.profiles.PROFILES.get(profile, {}))]
+    layers = [(f"parameters/{section}.py", {key: values[key] for key in values
+                                             if key.startswith(section + ".")})
+              for section in PARAMETER_MODULES]
+    layers.append((f"profile {profile!r}", parameters.profiles.PROFILES.get(profile, {})))
     layers.append(("PARAMETERS", overrides))
     for origin, layer in layers:
         for key, value in layer.items():
-            section, _, name = str(key).partition(".")
-            if section not in sections or name not in sections[section]:
-                known = [f"{s}.{n}" for s in sections for n in sections[s]]
-                hint = difflib.get_close_matches(str(key), known, n=1)
+            if key not in PARAMETER_SCHEMA:
+                hint = difflib.get_close_matches(str(key), PARAMETER_SCHEMA, n=1)
                 hint = f" (did you mean {hint[0]!r}?)" if hint else ""
                 problems.append(f"{origin}: unknown parameter {key!r}{hint}")
                 continue
-            default = sections[section][name]
-            if not _same_kind(default, value):
+            try:
+                values[key] = _conform(copy.deepcopy(value), PARAMETER_SCHEMA[key].type)
+            except _Mismatch:
                 problems.append(
-                    f"{origin}: parameter {key!r} must be like {default!r} "
-                    f"({type(default).__name__}), but got {value!r} instead"
+                    f"{origin}: {key} must be {_describe(PARAMETER_SCHEMA[key].type)}, but got "
+                    f"{value!r} instead"
                 )
-                continue
-            if isinstance(default, tuple) and isinstance(value, list):
-                value = tuple(value)
-            sections[section][name] = copy.deepcopy(value)
-    problems.extend(_check_parameters(sections))
+    sections = {section: {} for section in PARAMETER_MODULES}
+    for key, value in values.items():
+        section, name = key.split(".")
+        sections[section][name] = value
+    problems.extend(_check_parameters(sections))  # a value of the wrong type kept its default
     frozen = {name: FrozenNamespace(**values) for name, values in sections.items()}
     return frozen, problems
 
 
 def _check_parameters(sections):
-    """Range checks of hyperparameters whose type alone does not make them valid."""
+    """Checks across hyperparameters, or of ranges, that their types cannot express."""
     problems = []
-    net, dp, sim, tile = (
-        sections["network"],
-        sections["data_provider"],
-        sections["simulation"],
-        sections["tile"],
-    )
-    if sections["headmodel"]["BEM_ICO"] not in (3, 4, 5):
-        problems.append(
-            f"headmodel.BEM_ICO: allowed values are 3, 4, 5, but got {sections['headmodel']['BEM_ICO']!r}"
-        )
-    if not (isinstance(net["N_LEVELS"], int) and 1 <= net["N_LEVELS"] <= 8):
-        problems.append(f"network.N_LEVELS: must be 1..8, but got {net['N_LEVELS']!r}")
-    for key in ("FILTER_SIZE", "ROOT_FEATURES", "EPOCHS", "BATCH_SIZE", "POOL_SIZE"):
-        if not (isinstance(net[key], int) and net[key] >= 1):
-            problems.append(f"network.{key}: must be a positive integer, but got {net[key]!r}")
-    if not 0 < net["DROPOUT_KEEP"] <= 1:
-        problems.append(f"network.DROPOUT_KEEP: must be in (0, 1], but got {net['DROPOUT_KEEP']!r}")
-    if not (isinstance(net["LEARNING_RATE"], (int, float)) and net["LEARNING_RATE"] > 0):
-        problems.append(
-            f"network.LEARNING_RATE: must be positive, but got {net['LEARNING_RATE']!r}"
-        )
-    if net["MAX_NORM"] is not None and not (
-        isinstance(net["MAX_NORM"], (int, float)) and net["MAX_NORM"] > 0
-    ):
-        problems.append(
-            f"network.MAX_NORM: must be positive or None (no clipping), but got {net['MAX_NORM']!r}"
-        )
-    for key in ("LR_DECAY", "MOMENTUM"):
-        if not 0 <= net[key] <= 1:
-            problems.append(f"network.{key}: must be in [0, 1], but got {net[key]!r}")
-    if net["ROW_ORDER"] not in ROW_ORDERS:
-        problems.append(f"network.ROW_ORDER: allowed values are {ROW_ORDERS}, but got "
-                        f"{net['ROW_ORDER']!r}")
-    if net["CLASS_WEIGHTING"] not in CLASS_WEIGHTINGS:
-        problems.append(f"network.CLASS_WEIGHTING: allowed values are {CLASS_WEIGHTINGS}, but "
-                        f"got {net['CLASS_WEIGHTING']!r}")
-    if not (_is_number(net["DETECTION_GUARD_MS"]) and net["DETECTION_GUARD_MS"] >= 0):
-        problems.append("network.DETECTION_GUARD_MS: must be a number of ms >= 0, but got "
-                        f"{net['DETECTION_GUARD_MS']!r} instead")
-    rate = net["DETECTION_FALSE_ALARM_RATE"]
-    if not (_is_number(rate) and 0 < rate < 1):
-        problems.append("network.DETECTION_FALSE_ALARM_RATE: must be a share in (0, 1), but "
-                        f"got {rate!r} instead")
-    if net["L1"] < 0:
-        problems.append(f"network.L1: must be >= 0, but got {net['L1']!r}")
-    if not (isinstance(tile["T_STEPS"], int) and tile["T_STEPS"] >= 2 * net["BORDER"] + 1):
-        problems.append(f"tile.T_STEPS: must be an integer > 2 * BORDER, but got {tile['T_STEPS']!r}")
-    allowed = ("normalize", "mean_subtraction", "zero_center", "nmf", "svd", "pca_whiten")
-    if dp["INPUT_PREPROCESSING"] not in allowed:
-        problems.append(
-            f"data_provider.INPUT_PREPROCESSING: allowed values are {allowed}, "
-            f"but got {dp['INPUT_PREPROCESSING']!r}"
-        )
-    if dp["NORMALIZE_OVER"] not in NORMALIZE_OVER:
-        problems.append(
-            f"data_provider.NORMALIZE_OVER: allowed values are {NORMALIZE_OVER}, "
-            f"but got {dp['NORMALIZE_OVER']!r}"
-        )
-    if not (isinstance(dp["N_CLASSES"], int) and dp["N_CLASSES"] >= 2):
-        problems.append(f"data_provider.N_CLASSES: must be >= 2, but got {dp['N_CLASSES']!r}")
+    net, sim, tile = sections["network"], sections["simulation"], sections["tile"]
+    if not tile["T_STEPS"] > 2 * net["BORDER"]:
+        problems.append(f"tile.T_STEPS: must be > 2 * network.BORDER = {2 * net['BORDER']}, "
+                        f"but got {tile['T_STEPS']!r}")
     if not sim["L_FREQ"] < sim["H_FREQ"] < sim["SFREQ"] / 2:
         problems.append(
             "simulation.L_FREQ/H_FREQ: need L_FREQ < H_FREQ < SFREQ/2, but got "
             f"{sim['L_FREQ']!r}, {sim['H_FREQ']!r} at SFREQ {sim['SFREQ']!r}"
         )
-    if not (isinstance(sim["SAMPLES_PER_ACTIVATION"], int) and sim["SAMPLES_PER_ACTIVATION"] >= 1):
-        problems.append("simulation.SAMPLES_PER_ACTIVATION: must be a positive integer")
-    if not sim["EMPTY_SIGNAL"] >= 0:
-        problems.append("simulation.EMPTY_SIGNAL: must be >= 0")
-    problems.extend(_check_recording_timing(sim))
-    return problems
-
-
-def _check_range(value, name, minimum=0.0):
-    """Problems of a (low, high) range with minimum < low <= high (an empty list if fine)."""
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(_is_number(v) for v in value)
-        and minimum < value[0] <= value[1] < float("inf")
-    ):
-        return []
-    return [f"{name}: must be a range (low, high) with {minimum:g} < low <= high, but got "
-            f"{value!r} instead"]
-
-
-def _check_kinds(value, name, allowed):
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) > 0
-        and all(v in allowed for v in value)
-    ):
-        return []
-    return [f"{name}: must be a non-empty tuple of {', '.join(map(repr, allowed))}, but got "
-            f"{value!r} instead"]
-
-
-def _check_recording_timing(sim):
-    """Problems of the "recording" timing settings of parameters/simulation.py."""
-    problems = []
-    if sim["TIMING"] not in TIMINGS:
-        problems.append(f"simulation.TIMING: allowed values are {TIMINGS}, but got "
-                        f"{sim['TIMING']!r}")
-    problems += _check_range(sim["DURATION_MS"], "simulation.DURATION_MS")
-    problems += _check_range(sim["OSCILLATION_HZ"], "simulation.OSCILLATION_HZ")
-    if not problems and sim["OSCILLATION_HZ"][1] >= sim["SFREQ"] / 2:
+    for name in ("DURATION_MS", "OSCILLATION_HZ", "NOISE_LEVEL", "PATCH_AREA_CM2"):
+        value = sim[name]
+        if value is not None and not 0 < value[0] <= value[1]:
+            problems.append(f"simulation.{name}: must be a range (low, high) with "
+                            f"0 < low <= high, but got {value!r} instead")
+    if sim["OSCILLATION_HZ"][1] >= sim["SFREQ"] / 2:
         problems.append("simulation.OSCILLATION_HZ: must stay below the Nyquist frequency "
                         f"{sim['SFREQ'] / 2:g} Hz, but got {sim['OSCILLATION_HZ']!r}")
-    problems += _check_range(sim["NOISE_LEVEL"], "simulation.NOISE_LEVEL")
-    problems += _check_kinds(sim["WAVEFORMS"], "simulation.WAVEFORMS", WAVEFORM_KINDS)
-    problems += _check_kinds(sim["NOISE_KINDS"], "simulation.NOISE_KINDS", NOISE_KINDS)
-    share = sim["NOISE_ONLY_SHARE"]
-    if not (_is_number(share) and 0 <= share < 1):
-        problems.append(f"simulation.NOISE_ONLY_SHARE: must be a share in [0, 1), but got "
-                        f"{share!r} instead")
-    if sim["PATCH_AREA_CM2"] is not None:
-        problems += _check_range(sim["PATCH_AREA_CM2"], "simulation.PATCH_AREA_CM2")
-    sources = sim["BRAIN_NOISE_SOURCES"]
-    if not (isinstance(sources, int) and not isinstance(sources, bool) and sources >= 1):
-        problems.append("simulation.BRAIN_NOISE_SOURCES: must be a positive integer, but got "
-                        f"{sources!r} instead")
+    for name in ("WAVEFORMS", "NOISE_KINDS"):
+        if not sim[name]:
+            problems.append(f"simulation.{name}: must name at least one kind, but got ()")
     return problems
 
 

@@ -39,7 +39,7 @@ import keras
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .config import CLASS_WEIGHTINGS, NORMALIZE_OVER
+from .config import parameter_choices
 from .errors import UserError
 from .io import atomic_path, changed_files, read_json, read_with, split_files
 
@@ -56,7 +56,11 @@ __all__ = [
 ]
 
 #: The input preprocessing options (``data_provider.INPUT_PREPROCESSING``).
-PREPROCESSING_METHODS = ("normalize", "mean_subtraction", "zero_center", "nmf", "svd", "pca_whiten")
+#: The input preprocessings, the scalings of "normalize" and the class weightings, as
+#: declared in parameters/.
+PREPROCESSING_METHODS = parameter_choices("data_provider.INPUT_PREPROCESSING")
+NORMALIZE_OVER = parameter_choices("data_provider.NORMALIZE_OVER")
+CLASS_WEIGHTINGS = parameter_choices("network.CLASS_WEIGHTING")
 
 #: Names of the coordinate channels (``data_provider.COORDINATE_CHANNELS``).
 COORDINATE_NAMES = ("x", "y", "z")
@@ -955,13 +959,7 @@ class GeneratorDataProvider(keras.utils.PyDataset):
         ``network.VALIDATION_STEPS`` batches in time order.  Both use ``network.BATCH_SIZE``,
         ``data_provider.N_WORKERS`` and ``data_provider.MAX_QUEUE_SIZE``.
         """
-        if training:
-            steps, setting = config.tile.STEPS_PER_EPOCH, "tile.STEPS_PER_EPOCH"
-        else:
-            steps, setting = config.network.VALIDATION_STEPS, "network.VALIDATION_STEPS"
-        bad = isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
-        if steps is not None and bad:
-            raise ValueError(f"{setting} must be a positive integer or None, but got {steps!r}")
+        steps = config.tile.STEPS_PER_EPOCH if training else config.network.VALIDATION_STEPS
         dp = config.data_provider
         return cls(
             provider,

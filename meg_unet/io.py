@@ -314,3 +314,34 @@ def read_inverse(fname):
         "give a file written by mne.minimum_norm.write_inverse_operator",
         verbose=False,
     )
+
+
+def read_history(path):
+    """Read a training history written by Keras's ``CSVLogger`` (``history.csv``).
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV file (columns ``epoch``, ``loss``, ``val_loss`` and maybe others).
+
+    Returns
+    -------
+    history : pandas.DataFrame
+        The numeric columns, one row per epoch, sorted by epoch (the row number when there is
+        no ``epoch`` column).  An epoch logged twice, as when a training resumed after a
+        crash redid it, counts once, with its last values.  Empty when the file is missing
+        or empty (a training stopped before its first epoch ended).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        history = pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame({"epoch": np.zeros(0, dtype=int)})
+    history.columns = [str(c).strip() for c in history.columns]
+    history = history.apply(pd.to_numeric, errors="coerce")
+    if "epoch" not in history.columns:
+        history.insert(0, "epoch", np.arange(len(history)))
+    history = history.drop_duplicates("epoch", keep="last")
+    return history.sort_values("epoch").reset_index(drop=True)

@@ -674,28 +674,21 @@ def _model_config(sidecar, model_folder, config):
     ``parameters/`` does not change what the model is taken to expect.  Paths and N_JOBS come
     from ``config`` when given (they do not change results).
     """
-    from parameters.profiles import TILE_DEFAULTS
+    from parameters import Role
 
-    from .config import PARAMETER_MODULES, SETTINGS, validate_settings
+    from .config import PARAMETER_SCHEMA, SETTINGS, validate_settings
 
     settings = sidecar["settings"]
     values = {
         name: value
         for name, value in settings.items()
-        if name in SETTINGS and SETTINGS[name].affects_results
+        if name in SETTINGS and SETTINGS[name].role is not Role.RUN
     }
-    known = {
-        f"{section}.{name}"
-        for section, module in PARAMETER_MODULES.items()
-        for name in vars(module)
-        if name.isupper() and not name.startswith("_")
-    }
-    known |= {f"tile.{name}" for name in TILE_DEFAULTS}
     parameters, dropped = {}, []
     for section, names in settings.get("RESOLVED_PARAMETERS", {}).items():
         for name, value in names.items():
             key = f"{section}.{name}"
-            if key in known:
+            if key in PARAMETER_SCHEMA:
                 parameters[key] = value
             else:
                 dropped.append(key)

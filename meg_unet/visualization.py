@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .constants import HEMISPHERE_NAMES
-from .io import atomic_path
+from .io import atomic_path, read_history
 from .tables import metric_label, method_display_name, order_methods, read_metrics
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "plot_heatmaps",
     "plot_multi_dipole_dle",
     "plot_training_curves",
-    "read_history",
     "save_figure",
     "values_on_surface",
 ]
@@ -824,37 +823,6 @@ def plot_density(df, metrics=tuple(HEATMAP_METRICS), *, title=None, fname=None, 
     return fig
 
 
-def read_history(path):
-    """Read a training history written by Keras's ``CSVLogger``.
-
-    Parameters
-    ----------
-    path : path-like
-        The CSV file (columns ``epoch``, ``loss``, ``val_loss`` and maybe others).
-
-    Returns
-    -------
-    history : pandas.DataFrame
-        The numeric columns, sorted by epoch (the row number when there is no ``epoch``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such training history")
-    try:
-        history = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: the training history is empty") from None
-    history.columns = [str(c).strip() for c in history.columns]
-    history = history.apply(pd.to_numeric, errors="coerce")
-    if "epoch" not in history.columns:
-        history.insert(0, "epoch", np.arange(len(history)))
-    if len(history) == 0 or "loss" not in history.columns:
-        raise ValueError(f"{path}: expected a 'loss' column and at least one epoch")
-    # A resumed run appends to the file: an epoch redone after a crash counts once, last.
-    history = history.drop_duplicates("epoch", keep="last")
-    return history.sort_values("epoch").reset_index(drop=True)
-
-
 _LEARNING_RATE_COLUMNS = ("learning_rate", "lr")
 
 
@@ -868,7 +836,7 @@ def plot_training_curves(history, *, title=None, fname=None, pdf=False):
     Parameters
     ----------
     history : pandas.DataFrame
-        The history (:func:`read_history`).
+        The history (:func:`meg_unet.io.read_history`).
     title : str | None
         Figure title.
     fname : path-like | None
@@ -896,7 +864,7 @@ def plot_training_curves(history, *, title=None, fname=None, pdf=False):
         if c.startswith("val_") and c[4:] not in history.columns and history[c].notna().any()
     ]
     panels = quantities + ([learning_rate] if learning_rate else [])
-    if not panels:
+    if not panels or len(history) == 0:
         raise ValueError("the training history has nothing to draw")
     fig = _new_figure((4.4 * len(panels), 3.8), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]

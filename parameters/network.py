@@ -4,62 +4,68 @@ The values here are the thesis's; the profiles in :mod:`parameters.profiles` sca
 and the data down for machines without a GPU.
 """
 
+from typing import Annotated, Literal
+
+from parameters import NON_NEGATIVE, POSITIVE, SHARE, Interval, Model, Resumable, Training
+
 #: Network levels (Table 1: 5 layers).
-N_LEVELS = 5
+N_LEVELS: Model[Annotated[int, Interval(ge=1, le=8)]] = 5
 
 #: Convolution filter size (Table 1: 4, i.e. 4x4).
-FILTER_SIZE = 4
+FILTER_SIZE: Model[Annotated[int, POSITIVE]] = 4
 
 #: Feature channels of the first level, doubled per level (Table 1: 64).
-ROOT_FEATURES = 64
+ROOT_FEATURES: Model[Annotated[int, POSITIVE]] = 64
 
 #: Max pooling and transposed-convolution size (thesis 3.5: 2x2).
-POOL_SIZE = 2
+POOL_SIZE: Model[Annotated[int, POSITIVE]] = 2
 
 #: Batch normalization after each convolution (thesis 3.5).
-BATCH_NORM = True
+BATCH_NORM: Model[bool] = True
 
 #: Dropout keep probability (thesis 3.6: 0.80), i.e. a dropout rate of 0.2.
-DROPOUT_KEEP = 0.8
+DROPOUT_KEEP: Model[Annotated[float, Interval(gt=0, le=1)]] = 0.8
 
 #: L1 regularization of the convolution kernels (Table 1: lambda1 0.005).
-L1 = 0.005
+L1: Training[Annotated[float, NON_NEGATIVE]] = 0.005
 
 #: Momentum SGD (thesis 3.6: initial learning rate 0.02, momentum 0.9).
-LEARNING_RATE = 0.02
-MOMENTUM = 0.9
+LEARNING_RATE: Training[Annotated[float, POSITIVE]] = 0.02
+MOMENTUM: Training[Annotated[float, Interval(ge=0, le=1)]] = 0.9
 
 #: Learning rate multiplied by this after each epoch (Table 1: 0.95).
-LR_DECAY = 0.95
+LR_DECAY: Training[Annotated[float, Interval(ge=0, le=1)]] = 0.95
 
 #: Gradient norm clipping threshold (Table 1: max norm 0.01); None applies gradients unclipped
 #: (what the 2017 code did in effect: it discarded its clipped gradients).  The quick profile
 #: trains unclipped (see :mod:`parameters.profiles`).
-MAX_NORM = 0.01
+MAX_NORM: Training[Annotated[float, POSITIVE] | None] = 0.01
 
 #: Maximum number of epochs (Table 1: up to 300) and early-stopping patience on the validation
 #: loss (the thesis stopped manually when the loss plateaued).
-EPOCHS = 300
-EARLY_STOPPING_PATIENCE = 20
+EPOCHS: Resumable[Annotated[int, POSITIVE]] = 300
+EARLY_STOPPING_PATIENCE: Resumable[Annotated[int, NON_NEGATIVE]] = 20
 
 #: Class weights of the loss: "inverse_frequency" (thesis 3.5: the rare active pixels weigh
 #: count(silent) / count(active), about 960 on ico3), "sqrt_inverse_frequency" (its square root)
 #: or "none" (plain cross-entropy).  The probabilities are calibrated on the validation split
 #: after training in every case (see meg_unet.detection).
-CLASS_WEIGHTING = "inverse_frequency"
+CLASS_WEIGHTING: Training[Literal["inverse_frequency", "sqrt_inverse_frequency", "none"]] = (
+    "inverse_frequency"
+)
 
 #: False-alarm rate for which each method's detection threshold is chosen on the validation
 #: split: the share of noise-only samples (no active source) allowed to carry a detection.
-DETECTION_FALSE_ALARM_RATE = 0.05
+DETECTION_FALSE_ALARM_RATE: Resumable[Annotated[float, SHARE]] = 0.05
 
 #: Silent samples closer than this (ms) to an active source are not "noise only" for the
 #: false-alarm rate and the thresholds: the 5-40 Hz band-pass spreads a source's signal over
 #: them.  Where no sample lies that far from a source (the thesis's 10-sample gaps), every
 #: silent sample counts.
-DETECTION_GUARD_MS = 50.0
+DETECTION_GUARD_MS: Resumable[Annotated[float, NON_NEGATIVE]] = 50.0
 
 #: Border pixels of each tile left out of predictions and metrics (thesis 3.5: 2).
-BORDER = 2
+BORDER: Model[Annotated[int, NON_NEGATIVE]] = 2
 
 #: Order of the vertices along the rows of a tile, as the network sees them.  "source_space"
 #: (the thesis): the source space's own order, in which most of a vertex's mesh neighbours lie
@@ -67,12 +73,12 @@ BORDER = 2
 #: reverse Cuthill-McKee order of the mesh, which brings every neighbour within 41 rows (median
 #: 28).  The model reorders its input and restores the output itself, so its files and maps
 #: stay in the source space's order.
-ROW_ORDER = "source_space"
+ROW_ORDER: Model[Literal["source_space", "mesh"]] = "source_space"
 
 #: Tiles per optimizer step (thesis: one 642x642 tile per step).
-BATCH_SIZE = 1
+BATCH_SIZE: Training[Annotated[int, POSITIVE]] = 1
 
 #: Validation batches evaluated after each epoch; None evaluates the whole validation split
 #: every epoch (a stable val_loss for early stopping).  The thesis evaluated "the next
 #: mini-batch from the verification data set" (section 3.6), i.e. 1, moving on each epoch.
-VALIDATION_STEPS = None
+VALIDATION_STEPS: Training[Annotated[int, POSITIVE] | None] = None

@@ -66,8 +66,3 @@ PROFILES = {
         "tile.STEPS_PER_EPOCH": None,
     },
 }
-
-#: Tile settings that only profiles set: the tile width in samples (thesis 3.4: t_steps = 642,
-#: the "batch size" of Table 1) and the optimizer steps per epoch (None: one pass over the
-#: training tiles).
-TILE_DEFAULTS = {"T_STEPS": 642, "STEPS_PER_EPOCH": None}

@@ -1,6 +1,8 @@
 """Loading and validation of config.py."""
 
+import ast
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -9,13 +11,21 @@ from pathlib import Path
 
 import pytest
 
+import meg_unet.config as config_module
+import parameters.network
 from meg_unet.config import (
+    PARAMETER_MODULES,
+    PARAMETER_SCHEMA,
     SETTINGS,
     ConfigError,
     load_config,
     parse_override,
+    read_config_file,
+    settings_of_roles,
     validate_settings,
 )
+from meg_unet.network.training import check_compatible
+from parameters import MODEL_ROLES, Interval, Role
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +57,120 @@ def test_every_setting_is_documented_in_config_py():
         )
         assert index is not None, f"{name} missing from config.py"
         assert lines[index - 1].startswith("#:") or lines[index - 2].startswith("#:"), name
+
+
+def test_config_py_writes_out_the_schema_defaults():
+    """The template a user edits starts from the defaults the library assumes."""
+    written = read_config_file(ROOT / "config.py")
+    for name, setting in SETTINGS.items():
+        if name in ("RUN_NAME", "PROFILE", "PARAMETERS"):
+            continue  # the template names the README's run; PARAMETERS is advanced
+        default = setting.default
+        assert written[name] == (str(default) if isinstance(default, Path) else default), name
+
+
+def _documented_names(path):
+    """Upper-case names assigned at the top of a module with a ``#:`` comment above them.
+
+    A comment may cover a group of assignments on consecutive lines (``LEARNING_RATE`` and
+    ``MOMENTUM``).
+    """
+    lines = path.read_text().splitlines()
+    assigned, documented = [], set()
+    for node in ast.parse(path.read_text()).body:
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id.isupper():
+                assigned.append((target.id, node))
+    for name, node in assigned:
+        row = node.lineno - 2  # the line above, 0-based
+        while row >= 0 and re.match(r"[A-Z_0-9]+\s*[:=]", lines[row]):
+            row -= 1  # another assignment of the same group
+        while row >= 0 and lines[row].startswith("#:"):
+            documented.add(name)
+            row -= 1
+    return assigned, documented
+
+
+@pytest.mark.parametrize("section", list(PARAMETER_MODULES))
+def test_every_parameter_is_declared_with_a_type_a_role_and_a_comment(section):
+    path = ROOT / "parameters" / f"{section}.py"
+    assigned, documented = _documented_names(path)
+    assert assigned
+    for name, node in assigned:
+        assert isinstance(node, ast.AnnAssign), f"{section}.{name} has no type (NAME: Role[type])"
+        assert name in documented, f"{section}.{name} has no #: comment above it"
+        parameter = PARAMETER_SCHEMA[f"{section}.{name}"]
+        assert isinstance(parameter.role, Role)
+    assert {key for key in PARAMETER_SCHEMA if key.startswith(section + ".")} == {
+        f"{section}.{name}" for name, _ in assigned
+    }
+
+
+def test_a_parameter_without_a_role_is_refused(monkeypatch):
+    monkeypatch.setattr(parameters.network, "EXAMPLE", 3, raising=False)
+    monkeypatch.setitem(parameters.network.__annotations__, "EXAMPLE", int)
+    with pytest.raises(TypeError, match="EXAMPLE needs one role"):
+        config_module._parameter_schema()
+
+
+@pytest.mark.parametrize("role", [Role.DATA, Role.MODEL, Role.TRAINING, Role.RESUMABLE])
+def test_a_new_parameter_takes_one_declaration(monkeypatch, role):
+    """Its role alone decides which hashes and checks see it."""
+    from typing import Annotated
+
+    monkeypatch.setattr(parameters.network, "EXAMPLE", 3, raising=False)
+    monkeypatch.setitem(parameters.network.__annotations__, "EXAMPLE",
+                        Annotated[int, Interval(ge=1), role])
+    monkeypatch.setattr(config_module, "PARAMETER_SCHEMA", config_module._parameter_schema())
+    base = validate_settings({"PROFILE": "tiny"})
+    other = validate_settings({"PROFILE": "tiny", "PARAMETERS": {"network.EXAMPLE": 4}})
+    assert base.network.EXAMPLE == 3 and other.network.EXAMPLE == 4
+    with pytest.raises(ConfigError, match=r"network.EXAMPLE must be an integer >= 1"):
+        validate_settings({"PARAMETERS": {"network.EXAMPLE": 0}})
+    assert other.result_hash() != base.result_hash()
+    assert (other.data_hash() != base.data_hash()) == (role is Role.DATA)
+    loaded = [settings_of_roles(c.result_settings(), MODEL_ROLES) for c in (base, other)]
+    assert (loaded[0] != loaded[1]) == (role is Role.MODEL)
+    saved = json.loads(json.dumps({"settings": base.result_settings()}))
+    if role is Role.RESUMABLE:
+        check_compatible(saved, {"settings": other.result_settings()})
+    else:
+        with pytest.raises(ValueError, match="network.EXAMPLE: 3 in the saved model, 4 now"):
+            check_compatible(saved, {"settings": other.result_settings()})
+
+
+def test_settings_of_roles_drops_names_the_schema_no_longer_knows():
+    settings = validate_settings({}).result_settings()
+    settings["REMOVED_SETTING"] = 1
+    settings["RESOLVED_PARAMETERS"]["network"]["REMOVED"] = 2
+    reduced = settings_of_roles(settings, list(Role))
+    assert "REMOVED_SETTING" not in reduced
+    assert "REMOVED" not in reduced["RESOLVED_PARAMETERS"]["network"]
+    assert reduced["RESOLVED_PARAMETERS"]["network"]["N_LEVELS"] == 4
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("network.N_LEVELS", 9, "network.N_LEVELS must be an integer >= 1 and <= 8, but got 9"),
+    ("network.N_LEVELS", True, "must be an integer"),
+    ("network.MAX_NORM", 0, "network.MAX_NORM must be a number > 0 or None"),
+    ("network.ROW_ORDER", "rcm", "must be one of 'source_space', 'mesh'"),
+    ("simulation.WAVEFORMS", ("bump", "square"), "a tuple of (one of 'bump', 'damped', "),
+    ("simulation.DURATION_MS", (10.0,), "a tuple (a number, a number), but got (10.0,)"),
+    ("simulation.PASSES", [1, 1, 1], "a dict of a string: an integer"),
+    ("headmodel.BEM_ICO", 6, "must be one of 3, 4, 5"),
+])
+def test_parameter_types_are_checked_with_their_description(key, value, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        validate_settings({"PARAMETERS": {key: value}})
+
+
+def test_parameter_values_take_their_declared_form():
+    config = validate_settings({"PARAMETERS": {"simulation.DURATION_MS": [20, 200],
+                                               "network.LEARNING_RATE": 1}})
+    assert config.simulation.DURATION_MS == (20.0, 200.0)
+    assert isinstance(config.network.LEARNING_RATE, float)
+    assert validate_settings({"PARAMETERS": {"headmodel.BEM_ICO": 3}}).headmodel.BEM_ICO == 3
 
 
 def test_three_mistakes_reported_at_once_and_fast(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from _fake_splits import refresh_checksums, write_fake_run, write_fake_split
 from _settings import tiny_run_settings
 
-from meg_unet.config import validate_settings
+from meg_unet.config import ConfigError, validate_settings
 from meg_unet.data_provider import (
     DataError,
     DataProvider,
@@ -331,9 +331,8 @@ def test_from_config_reads_the_settings(run, train):
     assert (stream.batch_size, stream.workers, stream.max_queue_size) == (3, 2, 5)
     assert stream.steps_per_epoch == run.tile.STEPS_PER_EPOCH
     assert stream.seed == run.seed and stream.shuffle
-    bad = run.replace(PARAMETERS={"network.VALIDATION_STEPS": 0})
-    with pytest.raises(ValueError, match="VALIDATION_STEPS"):
-        GeneratorDataProvider.from_config(train, bad, training=False)
+    with pytest.raises(ConfigError, match="VALIDATION_STEPS must be an integer > 0 or None"):
+        run.replace(PARAMETERS={"network.VALIDATION_STEPS": 0})
 
 
 # ---- bad inputs -------------------------------------------------------------------------------

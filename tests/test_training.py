@@ -15,6 +15,7 @@ from _settings import tiny_run_settings
 
 from meg_unet.config import validate_settings
 from meg_unet.data_provider import DataError, DataProvider
+from meg_unet.io import read_history
 from meg_unet.network import training
 from meg_unet.network.training import (
     WeightedCategoricalCrossentropy,
@@ -23,7 +24,6 @@ from meg_unet.network.training import (
     example_image,
     load_trained_model,
     pixel_error,
-    read_history,
     train,
 )
 from meg_unet.network.unet import build_unet
@@ -122,7 +122,8 @@ def test_max_norm_none_trains_unclipped(tmp_path):
 
 @pytest.mark.parametrize(
     "bad, message",
-    [(0, "must be positive or None"), (-0.5, "must be positive or None"), ("big", "like 0.01")],
+    [(0, "a number > 0 or None"), (-0.5, "a number > 0 or None"),
+     ("big", "a number > 0 or None")],
 )
 def test_bad_max_norm_is_refused(tmp_path, bad, message):
     from meg_unet.config import ConfigError
@@ -160,7 +161,7 @@ def test_training_writes_the_model_folder(trained):
     assert result.model_dir == model_dir
     for name in ("best.keras", "last.keras", "history.csv", "model.json", "preprocessing.npz"):
         assert (model_dir / name).is_file(), name
-    history = read_history(model_dir / "history.csv")
+    history = read_history(model_dir / "history.csv").to_dict("records")
     assert [row["epoch"] for row in history] == list(range(config.network.EPOCHS))
     assert {"loss", "pixel_error", "val_loss", "val_pixel_error", "learning_rate"} <= set(
         history[0]
@@ -195,14 +196,14 @@ def test_training_writes_the_model_folder(trained):
 
 def test_loss_falls(trained):
     config, result = trained
-    history = read_history(result.model_dir / "history.csv")
+    history = read_history(result.model_dir / "history.csv").to_dict("records")
     assert history[-1]["val_loss"] < history[0]["val_loss"]
     assert history[-1]["loss"] < history[0]["loss"]
 
 
 def test_learning_rate_decays_per_epoch(trained):
     config, result = trained
-    history = read_history(result.model_dir / "history.csv")
+    history = read_history(result.model_dir / "history.csv").to_dict("records")
     for row in history:
         expected = config.network.LEARNING_RATE * config.network.LR_DECAY ** row["epoch"]
         assert row["learning_rate"] == pytest.approx(expected, rel=1e-5)
@@ -267,7 +268,7 @@ def test_resume_continues_the_epoch_count(trained, tmp_path):
         ["--config", str(config_file), "--resume", "--set", f"network.EPOCHS={epochs + 2}"]
     ) == 0
     model_dir = config.run_results_dir / "model"
-    history = read_history(model_dir / "history.csv")
+    history = read_history(model_dir / "history.csv").to_dict("records")
     assert [row["epoch"] for row in history] == list(range(epochs + 2))
     # the learning rate goes on decaying from where it was: the optimizer state was restored
     assert history[-1]["learning_rate"] == pytest.approx(
@@ -332,7 +333,7 @@ def _interrupted_model_folder(model_dir):
     names = {p.name for p in model_dir.iterdir()}
     assert {"model.json", "preprocessing.npz"} <= names
     assert not {"last.keras", "best.keras"} & names
-    assert read_history(model_dir / "history.csv") == []
+    assert read_history(model_dir / "history.csv").to_dict("records") == []
     return names
 
 
@@ -351,7 +352,7 @@ def test_training_killed_before_its_first_checkpoint_goes_on(trained, tmp_path):
     _interrupted_model_folder(model_dir)
 
     assert train_network.main(["--config", str(config_file), "--resume"]) == 0
-    history = read_history(model_dir / "history.csv")
+    history = read_history(model_dir / "history.csv").to_dict("records")
     assert [row["epoch"] for row in history] == list(range(config.network.EPOCHS))
     assert (model_dir / "last.keras").is_file()
 
@@ -378,7 +379,7 @@ def test_ctrl_c_in_the_first_epoch_says_how_to_go_on(trained, tmp_path, monkeypa
     # the same command again goes on: the folder of a stopped start is no model to protect
     monkeypatch.undo()
     assert train_network.main(["--config", str(config_file)]) == 0
-    history = read_history(model_dir / "history.csv")
+    history = read_history(model_dir / "history.csv").to_dict("records")
     assert [row["epoch"] for row in history] == list(range(config.network.EPOCHS))
 
 
@@ -410,7 +411,7 @@ def test_overwrite_replaces_the_model(trained, tmp_path):
     config_file = write_config_file(tmp_path, PARAMETERS={"network.EPOCHS": 1})
     assert train_network.main(["--config", str(config_file), "--overwrite"]) == 0
     assert not (model_dir / "notes.txt").exists()
-    assert [row["epoch"] for row in read_history(model_dir / "history.csv")] == [0]
+    assert [row["epoch"] for row in read_history(model_dir / "history.csv").to_dict("records")] == [0]
     with pytest.raises(ValueError, match="exclude each other"):
         train(config, overwrite=True, resume=True)
 

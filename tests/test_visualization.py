@@ -18,6 +18,7 @@ from matplotlib.image import imread
 
 import visualize_predictions
 from meg_unet import visualization as viz
+from meg_unet.io import read_history
 from meg_unet.tables import read_metrics
 
 METHODS = ("mne", "dspm", "sloreta", "unet")
@@ -188,7 +189,7 @@ def test_plot_density_constant_method():
 def test_plot_training_curves(tmp_path):
     path = tmp_path / "history.csv"
     make_history().to_csv(path, index=False)
-    history = viz.read_history(path)
+    history = read_history(path)
     fig = viz.plot_training_curves(history, fname=tmp_path / "training_curves.png", pdf=True)
     assert len(fig.axes) == 3  # loss, pixel error, learning rate
     assert fig.axes[2].get_yscale() == "log"
@@ -197,6 +198,20 @@ def test_plot_training_curves(tmp_path):
     # a history with loss only still draws
     fig = viz.plot_training_curves(history[["epoch", "loss", "val_loss"]])
     assert len(fig.axes) == 1
+
+
+def test_read_history_counts_a_redone_epoch_once(tmp_path):
+    path = tmp_path / "history.csv"
+    assert read_history(path).empty  # no training yet
+    path.write_text("")
+    assert read_history(path).empty  # stopped before the first epoch ended
+    # a training resumed after a crash appends the epoch it redid
+    path.write_text("epoch,loss,val_loss\n0,1.0,1.2\n1,0.8,1.1\n1,0.7,1.0\n2,0.6,0.9\n")
+    history = read_history(path)
+    assert history["epoch"].tolist() == [0, 1, 2]
+    assert history["loss"].tolist() == [1.0, 0.7, 0.6]
+    with pytest.raises(ValueError, match="nothing to draw"):
+        viz.plot_training_curves(read_history(tmp_path / "missing.csv"))
 
 
 def test_plot_multi_dipole_dle(metrics_df, tmp_path):

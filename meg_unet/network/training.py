@@ -30,7 +30,6 @@ Devices: the model is built and trained on one device unless several accelerator
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import importlib.util
 import logging
@@ -43,8 +42,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from parameters import MODEL_ROLES, Role
+
+from ..config import settings_of_roles
 from ..data_provider import DataProvider, GeneratorDataProvider, Preprocessing, class_weights
-from ..io import read_json, read_with, write_json
+from ..io import read_history, read_json, read_with, write_json
 from .unet import build_unet, mesh_row_order
 
 logger = logging.getLogger("meg_unet")
@@ -67,15 +69,6 @@ SIDECAR_FORMAT = 1
 
 #: The way out of a damaged checkpoint.
 _RETRAIN = "train again with train_network.py --overwrite"
-
-#: Hyperparameters that may change when a training is resumed: how long and how it runs, not
-#: what it learns.
-RESUMABLE_CHANGES = {
-    "network": ("EPOCHS", "EARLY_STOPPING_PATIENCE", "DETECTION_FALSE_ALARM_RATE",
-                "DETECTION_GUARD_MS"),
-    "data_provider": ("N_WORKERS", "MAX_QUEUE_SIZE"),
-}
-
 
 # --------------------------------------------------------------------------------------------
 # Loss and metric
@@ -331,15 +324,8 @@ def _data_record(provider):
 
 
 def _comparable_settings(settings):
-    """Result settings without those a resume may change (and the raw override dict)."""
-    settings = dict(settings)
-    settings.pop("PARAMETERS", None)  # its effect is in RESOLVED_PARAMETERS
-    resolved = {k: dict(v) for k, v in settings.get("RESOLVED_PARAMETERS", {}).items()}
-    for section, names in RESUMABLE_CHANGES.items():
-        for name in names:
-            resolved.get(section, {}).pop(name, None)
-    settings["RESOLVED_PARAMETERS"] = resolved
-    return settings
+    """Recorded settings without those a resume may change (nor the raw overrides)."""
+    return settings_of_roles(settings, (*MODEL_ROLES, Role.DATA, Role.TRAINING))
 
 
 def _differences(old, new, prefix=""):
@@ -427,8 +413,8 @@ def load_trained_model(model_dir, which="best", config=None):
     sidecar = read_json(paths["sidecar"])
     if config is not None:
         problems = _differences(
-            _comparable_settings(_model_settings(sidecar.get("settings", {}))),
-            _comparable_settings(_model_settings(config.result_settings())),
+            settings_of_roles(sidecar.get("settings", {}), MODEL_ROLES),
+            settings_of_roles(config.result_settings(), MODEL_ROLES),
         )
         if problems:
             raise ValueError(
@@ -440,39 +426,6 @@ def load_trained_model(model_dir, which="best", config=None):
     model = read_with(keras.saving.load_model, paths[which], "a Keras model", _RETRAIN)
     preprocessing = Preprocessing.load(paths["preprocessing"])
     return model, sidecar, preprocessing
-
-
-def _model_settings(settings):
-    """The settings that define what a model expects as input and predicts."""
-    keep = ("HEAD_MODEL", "SPACING", "SENSORS", "HEMISPHERE", "CHANNELS", "ORIENTATION")
-    out = {k: settings.get(k) for k in keep}
-    resolved = settings.get("RESOLVED_PARAMETERS", {})
-    out["RESOLVED_PARAMETERS"] = {
-        "network": resolved.get("network", {}),
-        "data_provider": resolved.get("data_provider", {}),
-        "tile": {"T_STEPS": resolved.get("tile", {}).get("T_STEPS")},
-    }
-    return out
-
-
-def read_history(path):
-    """Read ``history.csv`` as a list of dicts (numbers as floats, ``epoch`` as int)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fid:
-        rows = list(csv.DictReader(fid))
-    out = []
-    for row in rows:
-        parsed = {}
-        for key, value in row.items():
-            try:
-                parsed[key] = float(value)
-            except (TypeError, ValueError):
-                parsed[key] = value
-        parsed["epoch"] = int(parsed["epoch"])
-        out.append(parsed)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,7 +592,7 @@ def _holds_model(paths):
     an empty history.csv: nothing that a fresh start would lose.
     """
     return (
-        paths["last"].exists() or paths["best"].exists() or bool(read_history(paths["history"]))
+        paths["last"].exists() or paths["best"].exists() or not read_history(paths["history"]).empty
     )
 
 
@@ -656,7 +609,7 @@ def _prepare_fresh_folder(paths):
     """Empty the model folder (after the data loaded, so a data error keeps the old model)."""
     model_dir = paths["dir"]
     if _holds_files(model_dir):
-        if read_history(paths["history"]):
+        if len(read_history(paths["history"])):
             logger.warning("--overwrite: removing the earlier model in %s", model_dir)
         else:
             logger.warning("removing what a training stopped in its first epoch left in %s",
@@ -668,9 +621,9 @@ def _prepare_fresh_folder(paths):
 def _resume_state(paths, sidecar):
     """Epoch to continue from, and the early-stopping state of the epochs done."""
     history = read_history(paths["history"])
-    if not history:
+    if history.empty:
         raise FileNotFoundError(f"{paths['history']} is missing or empty: nothing to resume")
-    initial_epoch = history[-1]["epoch"] + 1
+    initial_epoch = int(history["epoch"].iloc[-1]) + 1
     if sidecar.get("epochs_completed") != initial_epoch:
         logger.warning(
             "history.csv ends at epoch %d but model.json says %s epochs were completed; "
@@ -678,10 +631,10 @@ def _resume_state(paths, sidecar):
             initial_epoch - 1,
             sidecar.get("epochs_completed"),
         )
-    losses = [(row["val_loss"], row["epoch"]) for row in history if "val_loss" in row]
-    best, best_epoch = min(losses) if losses else (None, None)
-    wait = initial_epoch - 1 - best_epoch if best_epoch is not None else 0
-    return initial_epoch, best, wait
+    if "val_loss" not in history or history["val_loss"].isna().all():
+        return initial_epoch, None, 0
+    best_row = history.loc[history["val_loss"].idxmin()]
+    return initial_epoch, float(best_row["val_loss"]), initial_epoch - 1 - int(best_row["epoch"])
 
 
 @dataclasses.dataclass
@@ -768,7 +721,7 @@ def train(config, overwrite=False, resume=False):
     paths = model_paths(config.run_results_dir / "model")
     epochs = config.network.EPOCHS
     initial_epoch, best, wait = 0, None, 0
-    if resume and not read_history(paths["history"]):
+    if resume and read_history(paths["history"]).empty:
         # stopped before the first epoch was recorded: there is nothing to go on from
         logger.warning("%s: no finished epoch to resume from; training from the start",
                        paths["dir"])
