@@ -81,7 +81,8 @@ def _predict(parser, args, config, logger):
     if not recording and (args.inverse or args.out):
         parser.error("--inverse and --out go with --raw or --evoked")
 
-    from meg_unet.prediction import predict_recording, predict_split
+    from meg_unet.prediction import predict_split
+    from meg_unet.recording import predict_recording
 
     if recording:
         predict_recording(

@@ -43,9 +43,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
-import socket
 import subprocess
 import sys
 import time
@@ -54,6 +51,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from machine import machine_line  # noqa: E402  (benchmarks/machine.py)
 from meg_unet.config import load_config  # noqa: E402
 from meg_unet.io import atomic_path, read_json  # noqa: E402
 
@@ -371,12 +369,6 @@ def thesis_section(runner, evaluation, metrics_path):
         f"**Does the U-Net beat the best L2 method on mean DLE?** {verdict}.\n",
         verdict,
     )
-
-
-def machine_line():
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"`{socket.gethostname() or platform.node()}`, {os.cpu_count()} CPU cores, "
-            f"Python {platform.python_version()}, load average (1 min) {load:.2f}")
 
 
 def write_markdown(path, text):

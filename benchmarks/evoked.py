@@ -15,7 +15,7 @@ A real-recording check that runs offline.  For a trained run (``--model RESULTS_
    (seeded random vertices at least 4 cm apart, fixed orientation normal to the cortex) give
    Gaussian responses peaking at 100 ms and 170 ms (standard deviation drawn in 15-30 ms),
    with a trial-to-trial amplitude jitter of 10 %.  The noise is the pipeline's "brain" noise
-   (:func:`meg_unet.simulation.segment_noise`: 100 random cortical sources with 1/f time
+   (:func:`meg_unet.activations.segment_noise`: 100 random cortical sources with 1/f time
    courses, spatially correlated, plus white sensor noise from the ad-hoc diagonal
    covariance, half of the power each).  The sources are scaled so that the *averaged*
    response reaches ``--snr`` at each source's peak: the whitened RMS over channels of the
@@ -31,7 +31,7 @@ A real-recording check that runs offline.  For a trained run (``--model RESULTS_
    solution (the model's loose and depth); the epochs are averaged (``nave`` = trials);
 4. **scores every method** with the model's detection thresholds (``model.json``'s
    ``"detection"`` for the checkpoint, chosen on the validation split for a false-alarm rate):
-   the U-Net (:func:`meg_unet.prediction.predict_recording` on the evoked file: its
+   the U-Net (:func:`meg_unet.recording.predict_recording` on the evoked file: its
    calibrated probability) and MNE, dSPM, sLORETA (``apply_inverse`` with the model's lambda2,
    ``pick_ori=None``, the model's hemisphere).  A method detects a source at every local
    maximum of its map on the cortical mesh that reaches its threshold
@@ -63,15 +63,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine_line  # benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -393,7 +391,7 @@ def simulate_evoked(info, gain, source_columns, widths, n_trials, snr, sim, rng,
     import mne
     from mne.filter import filter_data
 
-    from meg_unet.simulation import segment_noise
+    from meg_unet.activations import segment_noise
 
     sfreq = float(info["sfreq"])
     n_pre, n_post = int(round(-TMIN * sfreq)), int(round(TMAX * sfreq))
@@ -547,7 +545,7 @@ def run_repeat(repeat, seed, record, head, moved, geometry, n_trials, snr, tmp_d
     import mne
     from threadpoolctl import threadpool_limits
 
-    from meg_unet.prediction import predict_recording
+    from meg_unet.recording import predict_recording
 
     config, detection = record["config"], record["detection"]
     sim = config.simulation
@@ -699,13 +697,6 @@ def repeat_description(repeats):
             f"{r['seconds']:.0f} |"
         )
     return lines
-
-
-def machine_line():
-    """Host, cores, Python and load, for the output."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"`{socket.gethostname() or platform.node()}`, {os.cpu_count()} CPU cores, "
-            f"Python {platform.python_version()}, load average (1 min) {load:.2f}")
 
 
 def markdown(args, record, head, moved, hemisphere_change, repeats, summary, seconds,

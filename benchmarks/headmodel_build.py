@@ -32,7 +32,6 @@ import argparse
 import datetime
 import logging
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -40,6 +39,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine_line  # benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,9 +185,8 @@ def report(build_rows, acc_rows, geo, args):
     lines = [
         "# Head-model benchmark",
         "",
-        f"{datetime.datetime.now().isoformat(timespec='seconds')} on {socket.gethostname()} "
-        f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}), mne {mne.__version__}, "
+        f"{datetime.datetime.now().isoformat(timespec='seconds')} on {machine_line()}, "
+        f"mne {mne.__version__}, "
         f"`python benchmarks/headmodel_build.py {' '.join(args)}`",
         "",
     ]

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -44,6 +43,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine_line  # benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -231,8 +232,8 @@ def report(args, simulation, training, study, started):
     lines = [
         f"# Scaling out on {socket.gethostname()}",
         "",
-        f"`python benchmarks/scale.py {' '.join(args.argv)}` on {platform.machine()} with "
-        f"{os.cpu_count()} cores, load average before {args.load_before:.1f}, "
+        f"`python benchmarks/scale.py {' '.join(args.argv)}` on {machine_line()} "
+        f"(before: {args.load_before:.1f}), "
         f"{time.perf_counter() - started:.0f} s in all.",
         "",
     ]

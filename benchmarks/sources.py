@@ -53,11 +53,11 @@ In these the benchmark makes the inverse operator itself and runs the U-Net thro
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine_line  # benchmarks/machine.py
 
 from meg_unet.baselines import apply_baseline, choose_windows, load_split
 from meg_unet.config import load_config
@@ -241,7 +241,7 @@ def path_ms(config, data, samples=30, repeats=5):
     from threadpoolctl import threadpool_limits
 
     from accuracy import tile_seconds
-    from meg_unet.prediction import _InverseEstimates
+    from meg_unet.recording import _InverseEstimates
 
     methods = ("mne", "dspm", "sloreta")
     with threadpool_limits(limits=1):
@@ -330,7 +330,8 @@ def invert_with(config, data, fwd, src, work_dir):
     import mne
 
     from meg_unet.baselines import _hemisphere_rows
-    from meg_unet.prediction import _source_geometry, predict_recording
+    from meg_unet.prediction import _source_geometry
+    from meg_unet.recording import predict_recording
 
     fixed = data.orientation == "fixed"
     inv = mne.minimum_norm.make_inverse_operator(
@@ -457,7 +458,6 @@ def _inputs(config, data_dir, predictions, inverted_here):
 
 def main(argv=None):
     """Run the benchmark; returns 0, or 1 with a message when an input is missing."""
-    import platform
     import sys
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -526,7 +526,7 @@ def main(argv=None):
         f"{args.n_orient}, price {args.penalty:g} x BIC (refit) and "
         f"{args.pursuit_penalty:g} x BIC (matching pursuit); candidates above "
         f"{args.threshold_factor:g} x the detection thresholds; one BLAS thread on "
-        f"{platform.machine()} with {os.cpu_count()} cores; "
+        f"{machine_line()}; "
         f"{time.perf_counter() - started:.0f} s in all."
     )
     header += "".join("  " + note for note in notes)

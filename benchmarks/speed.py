@@ -64,6 +64,7 @@ import time
 from pathlib import Path
 
 import headmodel_build  # benchmarks/headmodel_build.py, beside this script
+from machine import cpu_name  # benchmarks/machine.py
 import training as training_bench  # benchmarks/training.py
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -327,7 +328,7 @@ def machine_description(gpus=None):
     gpus = nvidia_gpus() if gpus is None else gpus
     return {
         "host": host_name(),
-        "cpu": f"{training_bench.cpu_name()}, {os.cpu_count()} cores ({usable} usable)",
+        "cpu": f"{cpu_name()}, {os.cpu_count()} cores ({usable} usable)",
         "memory": f"{memory:.1f} GiB" if memory else "unknown",
         "os": os_name(),
         "python": platform.python_version(),
@@ -352,22 +353,11 @@ def load_average():
 
 def check_overrides(texts):
     """Parse ``--set`` texts; return (top-level, hyperparameter) dicts or raise ValueError."""
-    from meg_unet.config import ConfigError, parse_override
+    from meg_unet.config import split_overrides
 
-    top, hyper, problems = {}, {}, []
-    for text in texts:
-        try:
-            key, value = parse_override(text)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            continue
-        if key in RESERVED_SETTINGS:
-            problems.append(f"--set {text}: {key} is set by the benchmark "
-                            f"({RESERVED_SETTINGS[key]})")
-        elif "." in key:
-            hyper[key] = value
-        else:
-            top[key] = value
+    top, hyper, problems = split_overrides(texts)
+    problems += [f"--set {key}: {key} is set by the benchmark ({RESERVED_SETTINGS[key]})"
+                 for key in top if key in RESERVED_SETTINGS]
     if problems:
         raise ValueError("; ".join(problems))
     return top, hyper

@@ -33,12 +33,12 @@ import argparse
 import concurrent.futures
 import datetime
 import os
-import platform
-import socket
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from machine import host_name, machine_line  # benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -188,17 +188,6 @@ def measure(profile, overrides, steps, fit_steps):
     return result
 
 
-def cpu_name():
-    """The processor's model name (Linux), else the platform's."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def report(results, load_before, load_after, command):
     """The results as markdown."""
     import keras
@@ -208,8 +197,7 @@ def report(results, load_before, load_after, command):
         "",
         f"Written by `{command}` on {datetime.datetime.now().isoformat(timespec='minutes')}.",
         "",
-        f"- machine: `{socket.gethostname() or platform.node()}`, {os.cpu_count()} CPU cores "
-        f"({cpu_name()}), no GPU used",
+        f"- machine: {machine_line()}, no GPU used",
         f"- Keras {keras.__version__}, backend {keras.backend.backend()}",
         f"- load average (1 min) before / after: {load_before:.2f} / {load_after:.2f} "
         "(other jobs on a shared machine slow the timings down)",
@@ -288,7 +276,7 @@ def main(argv=None):
     load_after = os.getloadavg()[0]
     command = "python benchmarks/training.py" + (" " + " ".join(argv) if argv else "")
     text = report(results, load_before, load_after, command)
-    host = socket.gethostname() or platform.machine()
+    host = host_name()
     output = args.output or ROOT / "benchmarks" / "results" / f"training-{host}.md"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)

@@ -120,8 +120,8 @@ from pathlib import Path
 import numpy as np
 
 from .constants import HEMISPHERE_NAMES, INVERSE_METHOD_NAMES
+from .errors import check_int
 from .io import read_cov, read_forward, read_json, split_files
-from .prediction import _check_int
 
 logger = logging.getLogger("meg_unet")
 
@@ -410,7 +410,7 @@ def activation_windows(manifest):
         raise ValueError(
             f"the manifest lists {len(onsets)} onsets but {len(rows)} sets of active rows"
         )
-    length = _check_int(length, "samples_per_activation", 1)
+    length = check_int(length, "samples_per_activation", 1)
     # "recording" timing: each window lasts from its first source's onset to its last's offset
     lengths = activations.get("durations") or [length] * len(onsets)
     if len(lengths) != len(onsets):
@@ -442,10 +442,10 @@ def choose_windows(n_total, n=None, seed=0):
         ``seed`` a smaller subset is contained in a larger one (e.g. the slow solvers' windows
         in the fast ones').
     """
-    n_total = _check_int(n_total, "n_total", 0)
+    n_total = check_int(n_total, "n_total", 0)
     if n is None:
         return np.arange(n_total)
-    n = _check_int(n, "n_windows", 1)
+    n = check_int(n, "n_windows", 1)
     if n >= n_total:
         return np.arange(n_total)
     # the first n of one seeded permutation: a smaller subset is part of a larger one
@@ -612,7 +612,7 @@ def load_split(split_dir, border=None):
         raise ValueError(f"{files['manifest']}: unknown orientation {orientation!r}")
     if border is None:
         border = _parameter(manifest, "network", "BORDER", default=2)
-    border = _check_int(border, "border", 0)
+    border = check_int(border, "border", 0)
 
     raw = mne.io.read_raw_fif(files["raw"], preload=True, verbose=False)
     fwd = read_forward(files["fwd"], fixed=False, verbose=False)
@@ -911,7 +911,8 @@ def _window_metrics(data, windows, estimates):
     call, whose ``border`` then leaves out exactly the padding columns and the hemisphere's
     edge rows; the samples are mapped back to the raw's sample indices.
     """
-    from .prediction import metrics_table, tile_layout
+    from .prediction import metrics_table
+    from .tiles import tile_layout
 
     border = data.border
     lengths = {w.stop - w.start for w in windows}
@@ -1005,7 +1006,7 @@ def evaluate_baselines(split_dir, methods=BASELINES, n_windows=None, seed=0, set
 
     methods = _check_methods(methods)
     if n_windows is not None:
-        n_windows = _check_int(n_windows, "n_windows", 1)
+        n_windows = check_int(n_windows, "n_windows", 1)
     resolved = _check_settings(methods, settings)
     names = _check_names(names, methods)
     n_jobs = _check_n_jobs(n_jobs)
@@ -1054,7 +1055,7 @@ def _check_names(names, methods):
 def _check_n_jobs(n_jobs):
     if n_jobs == -1:
         return -1
-    return _check_int(n_jobs, "n_jobs", 1)
+    return check_int(n_jobs, "n_jobs", 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1111,7 +1112,7 @@ def lambda2_grid_search(split_dir, methods=("mne", "dspm", "sloreta"), grid=None
     if any(value is None for value in grid):
         raise ValueError("grid values must be numbers > 0, not None")
     if n_windows is not None:
-        n_windows = _check_int(n_windows, "n_windows", 1)
+        n_windows = check_int(n_windows, "n_windows", 1)
     data = _as_split_data(split_dir)
     rows = []
     for method in methods:

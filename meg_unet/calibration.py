@@ -26,7 +26,7 @@ and writes both into the model's ``model.json`` under ``"detection"`` and the ch
      "validation": {"directory": ..., "n_samples": ..., "n_noise_samples": ...}}
 
 The samples and vertices scored are those of the metrics (the tile border left out, see
-:mod:`meg_unet.prediction`).
+:mod:`meg_unet.tiles`).
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def calibrate_detection(config, model_dir=None, which="best", progress=True):
         The record written to ``model.json`` (see the module docstring).
     """
     from .data_provider import DataProvider
-    from .prediction import _load_model, _split_estimates, predict_tiles, tile_layout
+    from .prediction import _load_model, _split_estimates
+    from .tiles import predict_tiles, tile_layout
 
     trained = _load_model(config.run_results_dir if model_dir is None else model_dir, which,
                           config if model_dir is None else None, run_config=config)

@@ -31,7 +31,7 @@ import parameters.network
 import parameters.profiles
 import parameters.simulation
 import parameters.tile
-from parameters import DATA_ROLES, Interval, Role
+from parameters import DATA_ROLES, POSITIVE, Interval, Role
 
 from .constants import HEAD_MODELS, HEMISPHERES, INVERSE_METHODS, SENSOR_SETS, SPACINGS
 from .errors import UserError
@@ -84,50 +84,15 @@ def _fmt(value):
     return repr(value)
 
 
-def _one_of(allowed):
+def _typed(hint):
+    """Check a setting against a type, as every hyperparameter is checked (see _conform)."""
     def check(name, value):
-        if value in allowed:
-            return value, []
-        return value, [
-            f"{name}: allowed values are {', '.join(map(repr, allowed))}, "
-            f"but got {_fmt(value)} instead"
-        ]
+        try:
+            return _conform(value, hint), []
+        except _Mismatch:
+            return value, [f"{name}: must be {_describe(hint)}, but got {_fmt(value)} instead"]
 
     return check
-
-
-def _positive_number(allow_none=False):
-    def check(name, value):
-        if value is None and allow_none:
-            return None, []
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and value > 0 and value == value and value != float("inf"):
-            return float(value), []
-        what = "a positive finite number" + (" or None" if allow_none else "")
-        return value, [f"{name}: must be {what}, but got {_fmt(value)} instead"]
-
-    return check
-
-
-def _integer(minimum=None, allow=()):
-    def check(name, value):
-        if value in allow and not isinstance(value, bool):
-            return value, []
-        if isinstance(value, int) and not isinstance(value, bool):
-            if minimum is None or value >= minimum:
-                return value, []
-        extra = f" or one of {allow}" if allow else ""
-        return value, [
-            f"{name}: must be an integer >= {minimum}{extra}, but got {_fmt(value)} instead"
-        ]
-
-    return check
-
-
-def _boolean(name, value):
-    if isinstance(value, bool):
-        return value, []
-    return value, [f"{name}: must be True or False, but got {_fmt(value)} instead"]
 
 
 def _run_name(name, value):
@@ -287,18 +252,18 @@ def _parameter_overrides(name, value):
 #: :class:`parameters.Role`): the role decides which hashes and comparisons see it.
 SETTINGS: dict[str, _Setting] = {
     "RUN_NAME": _Setting("quick", _run_name, Role.DATA),
-    "HEAD_MODEL": _Setting("fsaverage", _one_of(HEAD_MODELS), Role.GEOMETRY),
-    "SPACING": _Setting("ico3", _one_of(SPACINGS), Role.GEOMETRY),
-    "SENSORS": _Setting("meg", _one_of(SENSOR_SETS), Role.GEOMETRY),
-    "HEMISPHERE": _Setting("rh", _one_of(HEMISPHERES), Role.GEOMETRY),
+    "HEAD_MODEL": _Setting("fsaverage", _typed(Literal[HEAD_MODELS]), Role.GEOMETRY),
+    "SPACING": _Setting("ico3", _typed(Literal[SPACINGS]), Role.GEOMETRY),
+    "SENSORS": _Setting("meg", _typed(Literal[SENSOR_SETS]), Role.GEOMETRY),
+    "HEMISPHERE": _Setting("rh", _typed(Literal[HEMISPHERES]), Role.GEOMETRY),
     "SNR": _Setting(3.0, _snr, Role.DATA),
-    "LAMBDA2": _Setting(None, _positive_number(allow_none=True), Role.DATA),
+    "LAMBDA2": _Setting(None, _typed(Annotated[float, POSITIVE] | None), Role.DATA),
     "N_DIPOLES": _Setting(1, _n_dipoles, Role.DATA),
     "CHANNELS": _Setting(INVERSE_METHODS, _channels, Role.MODEL),
-    "ORIENTATION": _Setting("loose", _one_of(ORIENTATIONS), Role.GEOMETRY),
-    "ARTIFACTS": _Setting(True, _boolean, Role.DATA),
-    "PROFILE": _Setting("quick", _one_of(PROFILES), Role.TRAINING),
-    "SEED": _Setting(42, _integer(minimum=0), Role.DATA),
+    "ORIENTATION": _Setting("loose", _typed(Literal[ORIENTATIONS]), Role.GEOMETRY),
+    "ARTIFACTS": _Setting(True, _typed(bool), Role.DATA),
+    "PROFILE": _Setting("quick", _typed(Literal[PROFILES]), Role.TRAINING),
+    "SEED": _Setting(42, _typed(Annotated[int, Interval(ge=0)]), Role.DATA),
     "PARAMETERS": _Setting({}, _parameter_overrides, Role.DATA),
     "CUSTOM_SUBJECTS_DIR": _Setting(None, _path(allow_none=True), Role.DATA),
     "CUSTOM_SUBJECT": _Setting(None, _optional_str, Role.DATA),
@@ -307,7 +272,7 @@ SETTINGS: dict[str, _Setting] = {
     "CUSTOM_INFO_FILE": _Setting(None, _path(allow_none=True), Role.DATA),
     "DATA_DIR": _Setting(Path("data"), _path(allow_none=False), Role.RUN),
     "RESULTS_DIR": _Setting(Path("results"), _path(allow_none=False), Role.RUN),
-    "N_JOBS": _Setting(1, _integer(minimum=1, allow=(-1,)), Role.RUN),
+    "N_JOBS": _Setting(1, _typed(Annotated[int, POSITIVE] | Literal[-1]), Role.RUN),
     "DASK_SCHEDULER": _Setting(None, _optional_str, Role.RUN),
 }
 
@@ -493,6 +458,36 @@ def settings_of_roles(settings, roles, keep_overrides=False):
                 resolved.setdefault(section, {})[name] = value
     out["RESOLVED_PARAMETERS"] = resolved
     return out
+
+
+def settings_differences(old, new, where):
+    """List what differs between two (nested) dicts of settings, one line per value.
+
+    Parameters
+    ----------
+    old, new : dict
+        The recorded and the current settings.
+    where : str
+        Where the old ones are, e.g. ``"on disk"``: lines read
+        ``"SNR: 3.0 on disk, 1.0 now"``, with nested keys joined by dots.
+
+    Returns
+    -------
+    lines : list of str
+        The differences, sorted by key.
+    """
+    def short(value, limit=60):
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines.extend(f"{key}.{line}" for line in settings_differences(a, b, where))
+        elif a != b:
+            lines.append(f"{key}: {short(a)} {where}, {short(b)} now")
+    return lines
 
 
 def data_part(result_settings):
@@ -921,6 +916,34 @@ def parse_override(text):
     return key, value
 
 
+def split_overrides(texts):
+    """Parse ``--set`` texts into settings and dotted hyperparameters.
+
+    Parameters
+    ----------
+    texts : iterable of str
+        ``KEY=VALUE`` strings; a dotted key such as ``network.EPOCHS`` names a hyperparameter.
+
+    Returns
+    -------
+    settings : dict
+        The overrides of settings of ``config.py``.
+    hyperparameters : dict
+        The overrides of hyperparameters, by ``"section.NAME"``.
+    problems : list of str
+        The texts that are not ``KEY=VALUE``.
+    """
+    settings, hyperparameters, problems = {}, {}, []
+    for text in texts:
+        try:
+            key, value = parse_override(text)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        (hyperparameters if "." in key else settings)[key] = value
+    return settings, hyperparameters, problems
+
+
 def load_config(path="config.py", overrides=()):
     """Load, override and validate a configuration file.
 
@@ -939,19 +962,10 @@ def load_config(path="config.py", overrides=()):
     """
     path = Path(path)
     values = read_config_file(path)
-    problems = []
-    for text in overrides:
-        try:
-            key, value = parse_override(text)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            continue
-        if "." in key:
-            params = dict(values.get("PARAMETERS", {}) or {})
-            params[key] = value
-            values["PARAMETERS"] = params
-        else:
-            values[key] = value
+    settings, hyperparameters, problems = split_overrides(overrides)
+    values.update(settings)
+    if hyperparameters:
+        values["PARAMETERS"] = {**(values.get("PARAMETERS") or {}), **hyperparameters}
     source = str(path) + (" with --set " + " ".join(overrides) if overrides else "")
     try:
         config = validate_settings(values, source=source, base_dir=path.resolve().parent)

@@ -52,10 +52,10 @@ __all__ = [
     "Preprocessing",
     "PREPROCESSING_METHODS",
     "class_weights",
+    "network_inputs",
     "one_hot",
 ]
 
-#: The input preprocessing options (``data_provider.INPUT_PREPROCESSING``).
 #: The input preprocessings, the scalings of "normalize" and the class weightings, as
 #: declared in parameters/.
 PREPROCESSING_METHODS = parameter_choices("data_provider.INPUT_PREPROCESSING")
@@ -757,15 +757,10 @@ class DataProvider:
                 preprocessing.fit(self.estimates, self.amplitudes)
         self.preprocessing = preprocessing
 
-        with threadpool_limits(limits=1):  # see _BLAS_NOTE
-            channels = [
-                preprocessing.transform_channel(c, self.estimates[c]) for c in config.channels
-            ]
+        self.inputs = network_inputs(config, preprocessing, self.estimates, self.positions)
         self.channel_names = tuple(config.channels)
         if config.data_provider.COORDINATE_CHANNELS:
-            channels.extend(_coordinate_channels(self.positions, self.n_times))
             self.channel_names += COORDINATE_NAMES
-        self.inputs = np.ascontiguousarray(np.stack(channels, axis=-1), dtype=np.float32)
         self.targets = preprocessing.transform_targets(self.amplitudes)
 
     @property
@@ -806,6 +801,36 @@ class DataProvider:
     def tiled_targets(self):
         """Return the class labels of the samples that lie in whole tiles."""
         return self.targets[:, : self.n_tiles * self.tile_steps]
+
+
+def network_inputs(config, preprocessing, estimates, positions):
+    """Stack the preprocessed input channels as the network sees them.
+
+    Parameters
+    ----------
+    config : meg_unet.config.Config
+        Names the channels (CHANNELS) and whether the vertex coordinates are added
+        (``data_provider.COORDINATE_CHANNELS``).
+    preprocessing : Preprocessing
+        The fitted preprocessing.
+    estimates : dict of str to ndarray, shape (n_vertices, n_times)
+        The raw estimates by method.
+    positions : ndarray, shape (n_vertices, 3)
+        The vertex positions (for the coordinate channels).
+
+    Returns
+    -------
+    inputs : ndarray of float32, shape (n_vertices, n_times, n_channels)
+        The channels in the order of CHANNELS, then x, y, z.
+    """
+    with threadpool_limits(limits=1):  # see _BLAS_NOTE
+        channels = [
+            preprocessing.transform_channel(c, np.asarray(estimates[c], dtype=np.float32))
+            for c in config.channels
+        ]
+    if config.data_provider.COORDINATE_CHANNELS:
+        channels.extend(_coordinate_channels(positions, channels[0].shape[1]))
+    return np.ascontiguousarray(np.stack(channels, axis=-1), dtype=np.float32)
 
 
 def _coordinate_channels(positions, n_times):

@@ -3,7 +3,8 @@
 Each message names the file or setting at fault and the way out.  The scripts turn these into
 one ``script: error: ...`` line (see :func:`meg_unet.cli.error_boundary`); any other exception
 is a bug and keeps its traceback.  This module imports nothing, so that
-:mod:`meg_unet.config` stays fast to import.
+:mod:`meg_unet.config` stays fast to import.  :func:`check_int` is the check of integer
+arguments that the library's functions share.
 
 - :class:`UserError`: the base of the family.
 - :class:`meg_unet.config.ConfigError`: invalid settings (exit status 2, as argparse's errors).
@@ -28,3 +29,30 @@ class UserError(Exception):
 
 class FileError(UserError, ValueError):
     """A file that cannot be read as what it should be: the message names it and the remedy."""
+
+
+def check_int(value, name, minimum=1):
+    """Return ``value`` as an int, or raise ValueError naming the parameter.
+
+    Parameters
+    ----------
+    value : int
+        The argument (a bool is refused).
+    name : str
+        The parameter's name, for the message.
+    minimum : int
+        The smallest value allowed.
+
+    Returns
+    -------
+    value : int
+        The value.
+    """
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(
+            f"Invalid value for the {name!r} parameter. It must be an integer >= {minimum}, "
+            f"but got {value!r} instead."
+        )
+    return int(value)

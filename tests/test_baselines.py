@@ -25,7 +25,8 @@ from meg_unet.baselines import (
 )
 from meg_unet.config import validate_settings
 from meg_unet.io import split_files
-from meg_unet.prediction import METRICS_COLUMNS, _read_hemisphere_rows, metrics_table, tile_layout
+from meg_unet.prediction import METRICS_COLUMNS, _read_hemisphere_rows, metrics_table
+from meg_unet.tiles import tile_layout
 from meg_unet.simulation import SimulationModel
 
 #: Gamma-MAP stopped early: a third of the default's time on ico2, the same peaks here.

@@ -11,7 +11,8 @@ from _settings import simulate_and_train, tiny_run_settings
 from meg_unet.config import validate_settings
 from meg_unet.io import split_files
 from meg_unet.metrics import hemisphere_positions, localization_metrics, mesh_adjacency
-from meg_unet.prediction import predict_recording, predict_split
+from meg_unet.prediction import predict_split
+from meg_unet.recording import predict_recording
 
 #: The largest share of noise-only samples with a U-Net detection that the tests accept: the
 #: thresholds are chosen for 5 % on the validation split's noise-only samples.

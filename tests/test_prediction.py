@@ -16,14 +16,9 @@ from meg_unet.data_provider import DataProvider
 from meg_unet.calibration import apply_calibration
 from meg_unet.metrics import hemisphere_positions, mesh_adjacency
 from meg_unet.network.training import load_trained_model
-from meg_unet.prediction import (
-    MismatchError,
-    _preprocess_inputs,
-    metrics_table,
-    predict_recording,
-    predict_split,
-    tile_layout,
-)
+from meg_unet.prediction import MismatchError, metrics_table, predict_split
+from meg_unet.recording import predict_recording
+from meg_unet.tiles import tile_layout
 from meg_unet.sources import read_events
 from meg_unet.tables import read_metrics, summary_table
 
@@ -262,13 +257,6 @@ def test_calibration_record(run, predicted):
     assert (predicted / "reliability.png").stat().st_size > 0
 
 
-def test_recording_inputs_are_preprocessed_as_in_training(run):
-    _, _, preprocessing = load_trained_model(run.run_results_dir / "model")
-    provider = DataProvider(run, "test", preprocessing=preprocessing)
-    inputs = _preprocess_inputs(run, preprocessing, provider.estimates, provider.positions)
-    np.testing.assert_array_equal(inputs, provider.inputs)
-
-
 # ---- another run's split ----------------------------------------------------------------------
 
 
@@ -482,7 +470,7 @@ def test_foreign_or_truncated_recording_refused_by_name(run, tmp_path, capsys):
 
 
 def test_the_l2_inputs_of_a_recording_come_from_one_kernel_as_from_three(run):
-    from meg_unet.prediction import _InverseEstimates
+    from meg_unet.recording import _InverseEstimates
 
     split_dir = run.run_data_dir / "test"
     raw = mne.io.read_raw_fif(split_dir / "test_raw.fif", verbose=False)

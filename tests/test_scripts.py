@@ -85,7 +85,7 @@ def test_expected_failure_is_one_line(tmp_path, capsys):
 
 
 def test_path_errors_and_meg_unets_own_refusals_are_expected(tmp_path, capsys):
-    from meg_unet.prediction import tile_layout
+    from meg_unet.tiles import tile_layout
 
     for body in (_raise(NotADirectoryError(20, "Not a directory", "data/x")),
                  lambda args, config, logger: tile_layout(10, 0)):

@@ -9,9 +9,10 @@ import pytest
 
 from _settings import tiny_run_settings
 from meg_unet.config import validate_settings
+from meg_unet import simulation
 from meg_unet.io import read_cov, split_files
-from meg_unet.simulation import (
-    SimulationModel,
+from meg_unet.sensor_processing import noise_std as sensor_noise_std
+from meg_unet.activations import (
     activation_waveform,
     dipole_amplitudes,
     draw_activations,
@@ -19,9 +20,12 @@ from meg_unet.simulation import (
     draw_snrs,
     grow_patch,
     mesh_geometry,
+    source_waveform,
+)
+from meg_unet.simulation import (
+    SimulationModel,
     simulate,
     simulation_workers,
-    source_waveform,
     split_dir,
     split_seed,
     split_status,
@@ -269,8 +273,7 @@ def test_snr_range_and_mixed_dipoles_in_a_split(tmp_path, tiny_head_model):
     fwd = tiny_head_model.fwd_fixed
     n_lh = len(tiny_head_model.src[0]["vertno"])
     gain = fwd["sol"]["data"]
-    model = SimulationModel(config, tiny_head_model)
-    noise_std = model._noise_std(tiny_head_model.info, fwd["sol"]["row_names"])
+    noise_std = sensor_noise_std(tiny_head_model.info, fwd["sol"]["row_names"])
     waveform = activation_waveform(manifest["sfreq"], 20, 10.0)
     for onset, rows, target in zip(acts["onsets"], acts["rows"], targets):
         amps = truth[rows, onset : onset + 20] / waveform
@@ -330,7 +333,7 @@ def test_rerun_skips_resumes_and_refuses(tmp_path, tiny_head_model, monkeypatch)
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(SimulationModel, "_empty_room_covariance", interrupted)
+    monkeypatch.setattr(simulation, "empty_room_covariance", interrupted)
     with pytest.raises(KeyboardInterrupt):
         model.simulate_split("valid")
     monkeypatch.undo()
@@ -367,7 +370,8 @@ def test_rerun_skips_resumes_and_refuses(tmp_path, tiny_head_model, monkeypatch)
     assert split_status(directory, network_changed) == "complete"
     sim_changed = simulated_config.replace(PARAMETERS={"simulation.L_FREQ": 4.0})
     assert split_status(directory, sim_changed) == "mismatch"
-    with pytest.raises(FileExistsError, match="simulation or head-model parameters differ"):
+    with pytest.raises(FileExistsError,
+                       match=r"RESOLVED_PARAMETERS\.simulation\.L_FREQ: 5\.0 on disk, 4\.0 now"):
         SimulationModel(sim_changed, tiny_head_model).simulate_split("valid")
     # A split written before data_hash (its config_hash covered every setting) is judged by
     # the data part of the settings its manifest recorded.

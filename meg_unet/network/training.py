@@ -44,7 +44,7 @@ from keras import ops
 
 from parameters import MODEL_ROLES, Role
 
-from ..config import settings_of_roles
+from ..config import settings_differences, settings_of_roles
 from ..data_provider import DataProvider, GeneratorDataProvider, Preprocessing, class_weights
 from ..io import read_history, read_json, read_with, write_json
 from .unet import build_unet, mesh_row_order
@@ -328,20 +328,8 @@ def _comparable_settings(settings):
     return settings_of_roles(settings, (*MODEL_ROLES, Role.DATA, Role.TRAINING))
 
 
-def _differences(old, new, prefix=""):
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(_differences(a, b, prefix=f"{prefix}{key}."))
-        elif a != b:
-            out.append(f"{prefix}{key}: {_short(a)} in the saved model, {_short(b)} now")
-    return out
-
-
-def _short(value, limit=60):
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _differences(old, new):
+    return settings_differences(old, new, "in the saved model")
 
 
 def check_compatible(sidecar, expected):
@@ -363,11 +351,7 @@ def check_compatible(sidecar, expected):
         if key == "training_data":
             old = {k: (old or {}).get(k) for k in ("config_hash", "files")}
             new = {k: new.get(k) for k in ("config_hash", "files")}
-        if old != new:
-            if isinstance(old, dict) and isinstance(new, dict):
-                problems.extend(f"{key}.{d}" for d in _differences(old, new))
-            else:
-                problems.append(f"{key}: {_short(old)} in the saved model, {_short(new)} now")
+        problems.extend(_differences({key: old}, {key: new}))
     problems.extend(
         _differences(
             _comparable_settings(sidecar.get("settings", {})),
@@ -705,10 +689,11 @@ def train(config, overwrite=False, resume=False):
         refuses to touch an existing model.
     resume : bool
         Continue from ``last.keras`` with its optimizer state, at the epoch after the last one
-        in ``history.csv``.  Refused if the architecture, the settings (other than EPOCHS and
-        EARLY_STOPPING_PATIENCE) or the training data differ from the saved model's.  When no
-        epoch has finished yet (no folder, or a training stopped during its first epoch),
-        training starts from the beginning; so does a fresh run in such a folder.
+        in ``history.csv``.  Refused if the architecture, the settings (other than those of
+        the role ``Resumable``, such as EPOCHS and EARLY_STOPPING_PATIENCE) or the training
+        data differ from the saved model's.  When no epoch has finished yet (no folder, or a
+        training stopped during its first epoch), training starts from the beginning; so does
+        a fresh run in such a folder.
 
     Returns
     -------
@@ -719,128 +704,146 @@ def train(config, overwrite=False, resume=False):
         raise ValueError("--overwrite and --resume exclude each other")
     join_hosts()
     paths = model_paths(config.run_results_dir / "model")
-    epochs = config.network.EPOCHS
-    initial_epoch, best, wait = 0, None, 0
     if resume and read_history(paths["history"]).empty:
         # stopped before the first epoch was recorded: there is nothing to go on from
         logger.warning("%s: no finished epoch to resume from; training from the start",
                        paths["dir"])
         resume, overwrite = False, True
     if resume:
-        missing = [p.name for p in (paths["last"], paths["sidecar"], paths["preprocessing"])
-                   if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"nothing to resume in {paths['dir']}: {', '.join(missing)} missing; start "
-                "again with --overwrite (or use another RUN_NAME)"
+        return _train_resumed(config, paths)
+    return _train_fresh(config, paths, overwrite)
+
+
+def _train_fresh(config, paths, overwrite):
+    """Build, compile and fit a new model in an empty model folder."""
+    _check_fresh_folder(paths, overwrite)
+    run = _TrainingRun(config, preprocessing=None, initial_epoch=0)
+    _prepare_fresh_folder(paths)  # after the data loaded, so a data error keeps the old model
+    with run.scope:
+        model = build_unet(**run.arguments,
+                           synchronized_batch_norm=needs_synchronized_batch_norm(run.n_devices))
+        compile_model(model, config, run.weights, len(run.train_stream))
+        run.preprocessing.save(paths["preprocessing"])
+        return _fit(config, paths, run, model, best=None, wait=0, resume=False)
+
+
+def _train_resumed(config, paths):
+    """Load ``last.keras`` and fit on from the epoch after the last one in history.csv."""
+    missing = [p.name for p in (paths["last"], paths["sidecar"], paths["preprocessing"])
+               if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"nothing to resume in {paths['dir']}: {', '.join(missing)} missing; start "
+            "again with --overwrite (or use another RUN_NAME)"
+        )
+    saved = read_json(paths["sidecar"])
+    check_compatible(saved, {"settings": config.result_settings()})
+    initial_epoch, best, wait = _resume_state(paths, saved)
+    if initial_epoch >= config.network.EPOCHS:
+        logger.info("%s: already trained for %d epochs (network.EPOCHS = %d); raise "
+                    "network.EPOCHS to train longer", paths["dir"], initial_epoch,
+                    config.network.EPOCHS)
+        return TrainingResult(paths["dir"], initial_epoch, saved.get("best_val_loss"), {})
+    run = _TrainingRun(config, Preprocessing.load(paths["preprocessing"]), initial_epoch)
+    check_compatible(saved, run.sidecar)
+    for key in ("best_val_loss", "best_epoch", "last_val_loss"):
+        if key in saved:
+            run.sidecar[key] = saved[key]
+    run.sidecar["epochs_completed"] = initial_epoch
+    with run.scope:
+        logger.info("resuming %s at epoch %d", paths["last"], initial_epoch)
+        model = read_with(keras.saving.load_model, paths["last"], "a Keras model", _RETRAIN)
+        return _fit(config, paths, run, model, best=best, wait=wait, resume=True)
+
+
+class _TrainingRun:
+    """The data, streams, class weights and sidecar of one training, fresh or resumed.
+
+    Parameters
+    ----------
+    config : meg_unet.config.Config
+        The run's configuration.
+    preprocessing : Preprocessing | None
+        The saved preprocessing of a resumed model; None fits it on the training split.
+    initial_epoch : int
+        The epoch the streams start at (their shuffling is seeded per epoch).
+    """
+
+    def __init__(self, config, preprocessing, initial_epoch):
+        self.initial_epoch = initial_epoch
+        self.train_data = DataProvider(config, "train", preprocessing=preprocessing)
+        self.preprocessing = self.train_data.preprocessing  # the one given, or fitted
+        self.valid_data = DataProvider(config, "valid", preprocessing=self.preprocessing)
+        if self.valid_data.tile_shape != self.train_data.tile_shape:
+            raise ValueError(
+                f"the validation tiles {self.valid_data.tile_shape} differ from the training "
+                f"tiles {self.train_data.tile_shape}"
             )
-        saved = read_json(paths["sidecar"])
-        check_compatible(saved, {"settings": config.result_settings()})
-        initial_epoch, best, wait = _resume_state(paths, saved)
-        if initial_epoch >= epochs:
-            logger.info(
-                "%s: already trained for %d epochs (network.EPOCHS = %d); raise "
-                "network.EPOCHS to train longer",
-                paths["dir"],
-                initial_epoch,
-                epochs,
-            )
-            return TrainingResult(paths["dir"], initial_epoch, saved.get("best_val_loss"), {})
-    else:
-        _check_fresh_folder(paths, overwrite)
-
-    if resume:
-        preprocessing = Preprocessing.load(paths["preprocessing"])
-        train_data = DataProvider(config, "train", preprocessing=preprocessing)
-    else:
-        train_data = DataProvider(config, "train")
-        preprocessing = train_data.preprocessing
-    valid_data = DataProvider(config, "valid", preprocessing=preprocessing)
-    if valid_data.tile_shape != train_data.tile_shape:
-        raise ValueError(
-            f"the validation tiles {valid_data.tile_shape} differ from the training tiles "
-            f"{train_data.tile_shape}"
+        self.weights = class_weights(self.train_data, config.network.CLASS_WEIGHTING)
+        logger.info("class weights (%s of the training split): %s",
+                    config.network.CLASS_WEIGHTING.replace("_", " "),
+                    np.array2string(self.weights, precision=1))
+        self.train_stream = GeneratorDataProvider.from_config(
+            self.train_data, config, training=True, initial_epoch=initial_epoch
         )
-    weights = class_weights(train_data, config.network.CLASS_WEIGHTING)
-    logger.info("class weights (%s of the training split): %s",
-                config.network.CLASS_WEIGHTING.replace("_", " "),
-                np.array2string(weights, precision=1))
+        self.valid_stream = GeneratorDataProvider.from_config(
+            self.valid_data, config, training=False, initial_epoch=initial_epoch
+        )
+        self.arguments = build_arguments(config, self.train_data.tile_shape,
+                                         self.train_data.n_classes,
+                                         row_order(config, self.train_data))
+        self.scope, self.n_devices = distribution_scope(config.network.BATCH_SIZE)
+        vertices = self.train_data.vertices
+        #: The model.json this training writes (and a resumed one must match).
+        self.sidecar = {
+            "format": SIDECAR_FORMAT,
+            "build_arguments": self.arguments,
+            "settings": config.result_settings(),
+            "config_hash": config.result_hash(),
+            "preprocessing": self.preprocessing.settings(),
+            "channels": list(self.train_data.channel_names),
+            "vertices": {"lh": vertices[0].tolist(), "rh": vertices[1].tolist()},
+            "training_data": _data_record(self.train_data),
+            "validation_data": _data_record(self.valid_data),
+            "class_weights": [float(w) for w in self.weights],
+            "steps_per_epoch": len(self.train_stream),
+            "validation_steps": len(self.valid_stream),
+            "backend": keras.backend.backend(),
+            "keras_version": keras.__version__,
+            "devices": self.n_devices,
+            "epochs_completed": 0,
+            "best_val_loss": None,
+            "best_epoch": None,
+        }
 
-    train_stream = GeneratorDataProvider.from_config(
-        train_data, config, training=True, initial_epoch=initial_epoch
+
+def _fit(config, paths, run, model, best, wait, resume):
+    """Fit ``model`` from ``run.initial_epoch`` on, writing checkpoints, history and logs."""
+    write_json(paths["sidecar"], run.sidecar)
+    callbacks = _callbacks(config, paths, run.sidecar, run.valid_data, resume, best, wait)
+    logger.info(
+        "training a %d-level U-Net (%s parameters) on %s tiles %s for up to %d epochs of %d "
+        "steps on %d device(s); writing %s (checkpoints, history.csv, model.json) and "
+        "TensorBoard logs in %s",
+        config.network.N_LEVELS,
+        f"{model.count_params():,}",
+        run.train_data.n_tiles,
+        run.train_data.tile_shape,
+        config.network.EPOCHS,
+        len(run.train_stream),
+        run.n_devices,
+        paths["dir"],
+        paths["logs"],
     )
-    valid_stream = GeneratorDataProvider.from_config(
-        valid_data, config, training=False, initial_epoch=initial_epoch
+    history = model.fit(
+        run.train_stream,
+        validation_data=run.valid_stream,
+        epochs=config.network.EPOCHS,
+        initial_epoch=run.initial_epoch,
+        callbacks=callbacks,
+        shuffle=False,  # the stream shuffles, seeded; Keras would reorder batches unseeded
+        verbose="auto",
     )
-    arguments = build_arguments(config, train_data.tile_shape, train_data.n_classes,
-                                row_order(config, train_data))
-    scope, n_devices = distribution_scope(config.network.BATCH_SIZE)
-
-    expected = {
-        "format": SIDECAR_FORMAT,
-        "build_arguments": arguments,
-        "settings": config.result_settings(),
-        "config_hash": config.result_hash(),
-        "preprocessing": preprocessing.settings(),
-        "channels": list(train_data.channel_names),
-        "vertices": {"lh": train_data.vertices[0].tolist(), "rh": train_data.vertices[1].tolist()},
-        "training_data": _data_record(train_data),
-        "validation_data": _data_record(valid_data),
-        "class_weights": [float(w) for w in weights],
-        "steps_per_epoch": len(train_stream),
-        "validation_steps": len(valid_stream),
-        "backend": keras.backend.backend(),
-        "keras_version": keras.__version__,
-        "devices": n_devices,
-        "epochs_completed": 0,
-        "best_val_loss": None,
-        "best_epoch": None,
-    }
-    if resume:
-        check_compatible(saved, expected)
-        for key in ("best_val_loss", "best_epoch", "last_val_loss"):
-            if key in saved:
-                expected[key] = saved[key]
-        expected["epochs_completed"] = initial_epoch
-    sidecar = expected
-
-    if not resume:
-        _prepare_fresh_folder(paths)
-    with scope:
-        if resume:
-            logger.info("resuming %s at epoch %d", paths["last"], initial_epoch)
-            model = read_with(keras.saving.load_model, paths["last"], "a Keras model", _RETRAIN)
-        else:
-            model = build_unet(**arguments,
-                               synchronized_batch_norm=needs_synchronized_batch_norm(n_devices))
-            compile_model(model, config, weights, len(train_stream))
-            preprocessing.save(paths["preprocessing"])
-        write_json(paths["sidecar"], sidecar)
-
-        callbacks = _callbacks(config, paths, sidecar, valid_data, resume, best, wait)
-        logger.info(
-            "training a %d-level U-Net (%s parameters) on %s tiles %s for up to %d epochs of %d "
-            "steps on %d device(s); writing %s (checkpoints, history.csv, model.json) and "
-            "TensorBoard logs in %s",
-            config.network.N_LEVELS,
-            f"{model.count_params():,}",
-            train_data.n_tiles,
-            train_data.tile_shape,
-            epochs,
-            len(train_stream),
-            n_devices,
-            paths["dir"],
-            paths["logs"],
-        )
-        history = model.fit(
-            train_stream,
-            validation_data=valid_stream,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            shuffle=False,  # the stream shuffles, seeded; Keras would reorder batches unseeded
-            verbose="auto",
-        )
     final = read_json(paths["sidecar"])
     logger.info(
         "trained %d epochs; best validation loss %.4g at epoch %s: %s",

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import keras
 
+from ..errors import check_int
+
 __all__ = ["RowOrder", "SynchronizedBatchNormalization", "build_unet", "forward_flops",
            "mesh_row_order", "padding_for"]
 
@@ -150,14 +152,6 @@ class _Seeds:
         return int(self._seed) * 1000 + self._count
 
 
-def _check_positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"Invalid value for the {name!r} parameter. It must be an integer >= {minimum}, "
-            f"but got {value!r} instead."
-        )
-
-
 def build_unet(
     input_shape,
     n_classes,
@@ -227,12 +221,12 @@ def build_unet(
             f"n_channels), but got {input_shape!r} instead."
         )
     for dim_name, dim in zip(("height", "width", "n_channels"), input_shape):
-        _check_positive_int(f"input_shape {dim_name}", dim)
-    _check_positive_int("n_classes", n_classes, minimum=2)
-    _check_positive_int("n_levels", n_levels)
-    _check_positive_int("filter_size", filter_size)
-    _check_positive_int("root_features", root_features)
-    _check_positive_int("pool_size", pool_size, minimum=2)
+        check_int(dim, f"input_shape {dim_name}")
+    check_int(n_classes, "n_classes", 2)
+    check_int(n_levels, "n_levels")
+    check_int(filter_size, "filter_size")
+    check_int(root_features, "root_features")
+    check_int(pool_size, "pool_size", 2)
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(
             "Invalid value for the 'dropout_rate' parameter. It must be in [0, 1), but got "
