@@ -31,7 +31,7 @@ import parameters.network
 import parameters.profiles
 import parameters.simulation
 import parameters.tile
-from parameters import DATA_ROLES, POSITIVE, Interval, Role
+from parameters import DATA_ROLES, POSITIVE, Interval, Neutral, Role
 
 from .constants import HEAD_MODELS, HEMISPHERES, INVERSE_METHODS, SENSOR_SETS, SPACINGS
 from .errors import UserError
@@ -353,7 +353,7 @@ class _ConfigMethods:
         for key, parameter in PARAMETER_SCHEMA.items():
             section, name = key.split(".")
             value = getattr(getattr(self, section), name)
-            if parameter.role is not Role.RUN and _NEUTRAL_PARAMETERS.get(key, _MISSING) != value:
+            if parameter.role is not Role.RUN and parameter.neutral != (value,):
                 resolved.setdefault(section, {})[name] = _jsonable(value)
         out["RESOLVED_PARAMETERS"] = resolved
         # The lambda2 in use is derived, but recorded explicitly for readers of manifests.
@@ -408,13 +408,6 @@ Config.__doc__ = """A validated, read-only configuration of one run.
     ``1 / SNR**2``, and for a range ``1 / (low * high)``, i.e. 1 over the squared geometric
     mean of the bounds.
     """
-
-
-_MISSING = object()
-#: Parameters added after data and models were made, with the value that reproduces them: at
-#: that value they are left out of the settings that identify a split or a run, so that adding
-#: them does not make every existing split and model stale.
-_NEUTRAL_PARAMETERS = {"simulation.PATCH_AREA_CM2": None, "network.ROW_ORDER": "source_space"}
 
 
 def settings_of_roles(settings, roles, keep_overrides=False):
@@ -522,11 +515,16 @@ def _jsonable(value):
 
 @dataclasses.dataclass(frozen=True)
 class _Parameter:
-    """One hyperparameter of ``parameters/``: its default, type and role."""
+    """One hyperparameter of ``parameters/``: its default, type and role.
+
+    ``neutral`` is ``(value,)`` for a parameter declared with :class:`parameters.Neutral`
+    (at that value it is not recorded), else ``()``.
+    """
 
     default: Any
     type: Any
     role: Role
+    neutral: tuple = ()
 
 
 def _parameter_schema():
@@ -539,7 +537,9 @@ def _parameter_schema():
             if len(roles) != 1:
                 raise TypeError(f"parameters/{section}.py: {name} needs one role, e.g. "
                                 f"'{name}: Model[int] = ...' (see parameters/__init__.py)")
-            schema[f"{section}.{name}"] = _Parameter(getattr(module, name), hint, roles[0])
+            neutral = tuple(extra.value for extra in extras if isinstance(extra, Neutral))
+            schema[f"{section}.{name}"] = _Parameter(getattr(module, name), hint, roles[0],
+                                                     neutral)
     return schema
 
 

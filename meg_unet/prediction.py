@@ -700,11 +700,21 @@ def _find_split_dir(path):
 
 
 def _check_split(trained, data_dir, split, manifest):
-    """Refuse a split whose source space, orientation or channels differ from the model's."""
+    """Refuse a split whose source space, orientation or channels differ from the model's.
+
+    The settings compared are those of the role Geometry but SENSORS: the network sees source
+    estimates only, so MEG and MEG+EEG data of the same source space go through one model.
+    """
+    from parameters import Role
+
+    from .config import SETTINGS
+
     model_config = trained.config
     problems = []
-    for key, setting in (("head_model", "HEAD_MODEL"), ("spacing", "SPACING"),
-                         ("hemisphere", "HEMISPHERE"), ("orientation", "ORIENTATION")):
+    geometry = [name for name, setting in SETTINGS.items()
+                if setting.role is Role.GEOMETRY and name != "SENSORS"]
+    for setting in geometry:
+        key = setting.lower()
         expected = getattr(model_config, key)
         if key in manifest and manifest[key] != expected:
             problems.append(

@@ -100,7 +100,15 @@ from .activations import (
 )
 from .config import data_part, settings_differences
 from .constants import INVERSE_METHOD_NAMES
-from .io import SPLITS, read_json, sha256sum, split_dir, split_files, write_json
+from .io import (
+    SPLITS,
+    changed_files,
+    read_json,
+    sha256sum,
+    split_dir,
+    split_files,
+    write_json,
+)
 from .sensor_processing import (
     add_artifacts_and_clean,
     empty_room_covariance,
@@ -268,7 +276,8 @@ class SimulationModel:
         done("sensors")
 
         stage("empty room")
-        noise_cov = empty_room_covariance(info, self.head_model.fwd_fixed, sim, config.n_jobs, rng)
+        noise_cov = empty_room_covariance(info, self.head_model.fwd_fixed, sim, config.n_jobs,
+                                          rng)
         done("empty room")
 
         stage("preprocessing")
@@ -292,9 +301,8 @@ class SimulationModel:
         estimates = {}
         for kind, method in INVERSE_METHOD_NAMES.items():
             estimates[kind] = self._hemisphere_estimate(
-                inverse_solution(raw, inv, method, config.lambda2, config.hemisphere), raw,
-                rows_are_hemisphere=True)
-        estimates["truth"] = self._hemisphere_estimate(truth, raw, rows_are_hemisphere=True)
+                inverse_solution(raw, inv, method, config.lambda2, config.hemisphere), raw)
+        estimates["truth"] = self._hemisphere_estimate(truth, raw)
         done("inverse")
 
         stage("saving")
@@ -323,13 +331,12 @@ class SimulationModel:
         }
         write_json(files["manifest"], manifest)
 
-    def _hemisphere_estimate(self, data, raw, rows_are_hemisphere=False):
-        """A SourceEstimate of the simulated hemisphere(s) only, stored as float32."""
+    def _hemisphere_estimate(self, data, raw):
+        """A SourceEstimate of the rows of the simulated hemisphere(s), stored as float32."""
         import mne
 
-        rows = slice(None) if rows_are_hemisphere else self.hemisphere_rows
         return mne.SourceEstimate(
-            np.asarray(data[rows], dtype=np.float32),
+            np.asarray(data, dtype=np.float32),
             vertices=[self.vertices["lh"], self.vertices["rh"]],
             tmin=raw.times[0],
             tstep=1.0 / self.sfreq,
@@ -470,11 +477,11 @@ def split_status(directory, config):
         current = json.loads(json.dumps(config.data_settings()))
         if not isinstance(recorded, dict) or data_part(recorded) != current:
             return "mismatch"
-    for name, checksum in manifest.get("files", {}).items():
-        path = directory / name
-        if not path.is_file() or sha256sum(path) != checksum:
-            logger.warning("%s: %s is missing or changed; the split will be rebuilt", directory, name)
-            return "corrupt"
+    changed = changed_files(directory, manifest, manifest.get("files") or {})
+    if changed:
+        logger.warning("%s: %s is missing or changed; the split will be rebuilt", directory,
+                       changed[0])
+        return "corrupt"
     return "complete"
 
 

@@ -70,6 +70,18 @@ class Interval:
                 and (self.lt is None or value < self.lt) and (self.le is None or value <= self.le))
 
 
+@dataclasses.dataclass(frozen=True)
+class Neutral:
+    """The value of a parameter added after splits and models existed that reproduces them.
+
+    At this value the parameter is left out of the recorded settings, so that adding it
+    leaves every earlier split and model valid:
+    ``ROW_ORDER: Model[Annotated[Literal[...], Neutral("source_space")]] = "source_space"``.
+    """
+
+    value: object
+
+
 #: Shorthands of :class:`Interval`.
 POSITIVE = Interval(gt=0)
 NON_NEGATIVE = Interval(ge=0)

@@ -6,7 +6,16 @@ and the data down for machines without a GPU.
 
 from typing import Annotated, Literal
 
-from parameters import NON_NEGATIVE, POSITIVE, SHARE, Interval, Model, Resumable, Training
+from parameters import (
+    NON_NEGATIVE,
+    POSITIVE,
+    SHARE,
+    Interval,
+    Model,
+    Neutral,
+    Resumable,
+    Training,
+)
 
 #: Network levels (Table 1: 5 layers).
 N_LEVELS: Model[Annotated[int, Interval(ge=1, le=8)]] = 5
@@ -18,7 +27,7 @@ FILTER_SIZE: Model[Annotated[int, POSITIVE]] = 4
 ROOT_FEATURES: Model[Annotated[int, POSITIVE]] = 64
 
 #: Max pooling and transposed-convolution size (thesis 3.5: 2x2).
-POOL_SIZE: Model[Annotated[int, POSITIVE]] = 2
+POOL_SIZE: Model[Annotated[int, Interval(ge=2)]] = 2
 
 #: Batch normalization after each convolution (thesis 3.5).
 BATCH_NORM: Model[bool] = True
@@ -73,7 +82,9 @@ BORDER: Model[Annotated[int, NON_NEGATIVE]] = 2
 #: reverse Cuthill-McKee order of the mesh, which brings every neighbour within 41 rows (median
 #: 28).  The model reorders its input and restores the output itself, so its files and maps
 #: stay in the source space's order.
-ROW_ORDER: Model[Literal["source_space", "mesh"]] = "source_space"
+ROW_ORDER: Model[Annotated[Literal["source_space", "mesh"], Neutral("source_space")]] = (
+    "source_space"
+)
 
 #: Tiles per optimizer step (thesis: one 642x642 tile per step).
 BATCH_SIZE: Training[Annotated[int, POSITIVE]] = 1

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from parameters import NON_NEGATIVE, POSITIVE, Data, Interval
+from parameters import NON_NEGATIVE, POSITIVE, Data, Interval, Neutral
 
 #: Sampling frequency of the simulated recordings in Hz.  The thesis simulated on top of the MNE
 #: sample recording (600.614990234375 Hz); we keep it, so the 20-sample activation lasts 33 ms,
@@ -61,7 +61,7 @@ NOISE_LEVEL: Data[tuple[float, float]] = (0.7, 1.4)
 #: log-uniformly from the range, with one time course and its moment spread over the patch in
 #: proportion to each vertex's area, oriented along the local normals.  A benchmark's harder
 #: condition (2-10 cm^2 on an ico4 source space inverted on ico3); no profile trains on it.
-PATCH_AREA_CM2: Data[tuple[float, float] | None] = None
+PATCH_AREA_CM2: Data[Annotated[tuple[float, float] | None, Neutral(None)]] = None
 
 #: Number of passes over every vertex of the hemisphere in the single-dipole splits, per split.
 #: (The thesis does not state it; profiles override these.)

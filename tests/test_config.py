@@ -140,6 +140,17 @@ def test_a_new_parameter_takes_one_declaration(monkeypatch, role):
             check_compatible(saved, {"settings": other.result_settings()})
 
 
+def test_a_neutral_value_is_not_recorded():
+    """Parameters added later leave earlier splits and models valid at their neutral value."""
+    neutral = {key: p.neutral for key, p in PARAMETER_SCHEMA.items() if p.neutral}
+    assert neutral == {"simulation.PATCH_AREA_CM2": (None,), "network.ROW_ORDER": ("source_space",)}
+    recorded = validate_settings({}).result_settings()["RESOLVED_PARAMETERS"]
+    assert "PATCH_AREA_CM2" not in recorded["simulation"]
+    assert "ROW_ORDER" not in recorded["network"]
+    other = validate_settings({"PARAMETERS": {"network.ROW_ORDER": "mesh"}}).result_settings()
+    assert other["RESOLVED_PARAMETERS"]["network"]["ROW_ORDER"] == "mesh"
+
+
 def test_settings_of_roles_drops_names_the_schema_no_longer_knows():
     settings = validate_settings({}).result_settings()
     settings["REMOVED_SETTING"] = 1
