@@ -537,14 +537,14 @@ def _parameter_schema():
             if len(roles) != 1:
                 raise TypeError(f"parameters/{section}.py: {name} needs one role, e.g. "
                                 f"'{name}: Model[int] = ...' (see parameters/__init__.py)")
+            try:
+                default = _conform(getattr(module, name), hint)
+            except _Mismatch:
+                raise TypeError(f"parameters/{section}.py: the default of {name} must be "
+                                f"{_describe(hint)}") from None
             neutral = tuple(extra.value for extra in extras if isinstance(extra, Neutral))
-            schema[f"{section}.{name}"] = _Parameter(getattr(module, name), hint, roles[0],
-                                                     neutral)
+            schema[f"{section}.{name}"] = _Parameter(default, hint, roles[0], neutral)
     return schema
-
-
-#: Every hyperparameter by ``"section.NAME"``.
-PARAMETER_SCHEMA = _parameter_schema()
 
 
 def parameter_choices(key):
@@ -629,15 +629,16 @@ def _describe(hint):
     return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
+#: Every hyperparameter by ``"section.NAME"``, its default in its declared form.
+PARAMETER_SCHEMA = _parameter_schema()
+
+
 def _resolve_parameters(profile, overrides):
     """Apply the profile's and the user's overrides to the declared defaults, checking types."""
     values = {key: copy.deepcopy(parameter.default) for key, parameter in PARAMETER_SCHEMA.items()}
     problems = []
-    layers = [(f"parameters/{section}.py", {key: values[key] for key in values
-                                             if key.startswith(section + ".")})
-              for section in PARAMETER_MODULES]
-    layers.append((f"profile {profile!r}", parameters.profiles.PROFILES.get(profile, {})))
-    layers.append(("PARAMETERS", overrides))
+    layers = [(f"profile {profile!r}", parameters.profiles.PROFILES.get(profile, {})),
+              ("PARAMETERS", overrides)]
     for origin, layer in layers:
         for key, value in layer.items():
             if key not in PARAMETER_SCHEMA:

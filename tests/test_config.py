@@ -114,6 +114,15 @@ def test_a_parameter_without_a_role_is_refused(monkeypatch):
         config_module._parameter_schema()
 
 
+def test_a_default_of_the_wrong_type_is_refused(monkeypatch):
+    from parameters import Model
+
+    monkeypatch.setattr(parameters.network, "EXAMPLE", "three", raising=False)
+    monkeypatch.setitem(parameters.network.__annotations__, "EXAMPLE", Model[int])
+    with pytest.raises(TypeError, match="the default of EXAMPLE must be an integer"):
+        config_module._parameter_schema()
+
+
 @pytest.mark.parametrize("role", [Role.DATA, Role.MODEL, Role.TRAINING, Role.RESUMABLE])
 def test_a_new_parameter_takes_one_declaration(monkeypatch, role):
     """Its role alone decides which hashes and checks see it."""
