@@ -5,7 +5,7 @@ Reads ``RESULTS_DIR/<RUN_NAME>/predictions/metrics.csv`` (from predict.py) and
 ``RESULTS_DIR/<RUN_NAME>/model/history.csv`` (from train_network.py; without it the training
 curves are skipped), and writes ``RESULTS_DIR/<RUN_NAME>/figures/``: heatmap_dle.png,
 heatmap_sd.png, heatmap_oa.png, density.png, training_curves.png and, for multi-dipole data,
-multi_dipole_dle.png. Figures newer than their inputs are kept unless --overwrite.
+multi_dipole_dle.png. Figures drawn from unchanged inputs are kept unless --overwrite.
 """
 
 import sys

@@ -448,7 +448,7 @@ def evaluate_multi_condition(runner, evaluation, n_windows, n_slow_windows, seed
     """
     import pandas as pd
 
-    from meg_unet import baselines
+    from meg_unet import baselines, split_data
     from meg_unet.tables import read_metrics
 
     config, out_dir = predictions_dir(runner, evaluation)
@@ -459,14 +459,14 @@ def evaluate_multi_condition(runner, evaluation, n_windows, n_slow_windows, seed
     manifest = read_json(split_dir / "manifest.json")
     n_total = len(manifest["activations"]["onsets"])
     n_windows, n_slow_windows = min(n_windows, n_total), min(n_slow_windows, n_windows, n_total)
-    windows = baselines.choose_windows(n_total, n_windows, seed)
-    slow_windows = baselines.choose_windows(n_total, n_slow_windows, seed)
+    windows = split_data.choose_windows(n_total, n_windows, seed)
+    slow_windows = split_data.choose_windows(n_total, n_slow_windows, seed)
     if cache.is_file() and timing_cache.is_file():
         table, timings = pd.read_csv(cache), pd.read_csv(timing_cache)
     else:
         print(f"[{_now()}] baselines on {split_dir}: {n_windows} windows, MxNE and Gamma-MAP "
               f"on {n_slow_windows}", flush=True)
-        split = baselines.load_split(split_dir)
+        split = split_data.load_split(split_dir)
         fast = tuple(m for m in baselines.BASELINES if m not in baselines.SLOW_BASELINES)
         l2_settings = {"l2": {"l2_method": best_l2["l2_method"], "lambda2": best_l2["lambda2"]}}
         runs = ((fast, n_windows, None, None), (baselines.SLOW_BASELINES, n_slow_windows, None,

@@ -48,7 +48,8 @@ def run(data_dir, n_windows, seed=0):
     from invert.solvers import base
     from threadpoolctl import threadpool_limits
 
-    from meg_unet.baselines import _hemisphere_rows, _window_evoked, choose_windows, load_split
+    from meg_unet.baselines import _hemisphere_rows, _window_evoked
+    from meg_unet.split_data import choose_windows, load_split
     from meg_unet.sources import match_sources
 
     projectors = []

@@ -16,7 +16,7 @@ Each method answers, per activation window of a simulated split, "which sources 
 ``omp``
     The greedy sparse solver, given each window: a simultaneous orthogonal matching pursuit
     over every vertex of the source space with the same kind of criterion
-    (:func:`meg_unet.sources.matching_pursuit`).
+    (:func:`meg_unet.refit.matching_pursuit`).
 ``mxne``, ``gamma_map``
     MNE-Python's sparse solvers with the settings of :mod:`meg_unet.baselines`, given each
     window; their sources are the vertices they return with a non-zero amplitude.
@@ -59,21 +59,14 @@ from pathlib import Path
 import numpy as np
 from machine import machine_line  # benchmarks/machine.py
 
-from meg_unet.baselines import apply_baseline, choose_windows, load_split
+from meg_unet.baselines import apply_baseline
+from meg_unet.split_data import choose_windows, load_split
 from meg_unet.config import load_config
 from meg_unet.detection import samples_to_source
 from meg_unet.io import atomic_path, read_json
 from meg_unet.prediction import _read_hemisphere_rows
-from meg_unet.sources import (
-    PENALTY,
-    PURSUIT_PENALTY,
-    extract_sources,
-    inverse_gain,
-    join_events,
-    match_sources,
-    matching_pursuit,
-    mesh_peaks,
-)
+from meg_unet.refit import PENALTY, PURSUIT_PENALTY, inverse_gain, matching_pursuit
+from meg_unet.sources import extract_sources, join_events, match_sources, mesh_peaks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,7 +128,7 @@ def _rows_of(method, data, gain, window, n_orient, pursuit_penalty):
 
 def noise_windows(data, guard, n, length, seed=0):
     """Stretches of ``length`` samples at least ``guard`` samples from any true source."""
-    from meg_unet.baselines import Window
+    from meg_unet.split_data import Window
 
     distance = samples_to_source(np.abs(data.amplitudes).max(axis=0) > data.active_threshold)
     quiet = distance >= guard

@@ -52,11 +52,12 @@ job): LCMV 6 ms, eLORETA 26 ms, L2 30 ms, MxNE 0.25 s, Gamma-MAP 3.4 s.
 Loose and depth are never settings: MxNE and Gamma-MAP take the simulation's ``LOOSE`` (0 with
 ORIENTATION = "fixed") and ``DEPTH`` from the split's manifest; eLORETA and L2 use the split's
 inverse operator, made with them.  Every method sees both hemispheres' sources, as the split's
-L2 estimates did (no method is told which hemisphere is active).  Every method's output is reduced to one value per vertex like
-the split's L2 estimates (``pick_ori=None``): the norm over the three orientations for loose
-orientation, the signed normal component for fixed (LCMV: the max-power orientation's signed
-amplitude).  The sparse solvers return a few vertices; they are scattered into the
-hemisphere's rows, zeros elsewhere.  Rows of the other hemisphere are dropped.
+L2 estimates did (no method is told which hemisphere is active).  Every method's output is
+reduced to one value per vertex like the split's L2 estimates (``pick_ori=None``): the norm
+over the three orientations for loose orientation, the signed normal component for fixed (LCMV:
+the max-power orientation's signed amplitude).  The sparse solvers return a few vertices; they
+are scattered into the hemisphere's rows, zeros elsewhere.  Rows of the other hemisphere are
+dropped.
 
 The default settings are :data:`DEFAULT_SETTINGS`, documented one by one in
 :data:`SETTING_DOCS`:
@@ -101,27 +102,25 @@ The solver calls run under ``threadpoolctl.threadpool_limits(n_jobs)`` (1 by def
 cores BLAS threads fight other work).  Each window's call of
 :func:`apply_baseline` (building the window's evoked, the solver, scattering into rows) is timed
 with :func:`time.perf_counter`; the one-off work per split (eLORETA weights, prepared inverse
-operators, LCMV data covariance and filter) is timed separately as window ``-1``, with the
-time it took when it was made (a :class:`SplitData` reused between calls makes it once).  MxNE
-and Gamma-MAP have no setup: they whiten the forward solution inside every call, which is part
-of their time per window.
+operators, LCMV data covariance and filter) is timed separately as window ``-1``, with the time
+it took when it was made (a :class:`meg_unet.split_data.SplitData` reused between calls makes
+it once).  MxNE and Gamma-MAP have no setup: they whiten the forward solution inside every
+call, which is part of their time per window.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
 import logging
 import numbers
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .constants import HEMISPHERE_NAMES, INVERSE_METHOD_NAMES
-from .errors import check_int
-from .io import read_cov, read_forward, read_json, split_files
+from .errors import check_int, is_number
+from .split_data import SplitData, Window, choose_windows, load_split
 
 logger = logging.getLogger("meg_unet")
 
@@ -134,15 +133,10 @@ __all__ = [
     "METHODS",
     "SETTING_DOCS",
     "SLOW_BASELINES",
-    "SplitData",
-    "Window",
-    "activation_windows",
     "apply_baseline",
     "best_l2",
-    "choose_windows",
     "evaluate_baselines",
     "lambda2_grid_search",
-    "load_split",
     "resolve_settings",
 ]
 
@@ -253,10 +247,6 @@ def _check_methods(methods, allowed=METHODS):
     return methods
 
 
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_setting(method, name, value):
     """Refuse a setting's value that the solver would not take; return it normalized."""
     where = f"{method}.{name}"
@@ -268,7 +258,7 @@ def _check_setting(method, name, value):
     if name == "lambda2":
         if value is None:
             return None
-        if not _is_number(value) or not value > 0:
+        if not is_number(value) or not value > 0:
             fail("None or a number > 0")
         return float(value)
     if name == "l2_method":
@@ -289,15 +279,15 @@ def _check_setting(method, name, value):
             fail("an integer >= 1")
         return int(value)
     if name == "alpha" and method == "mxne":
-        if not _is_number(value) or not 0 <= value < 100:
+        if not is_number(value) or not 0 <= value < 100:
             fail("a number in [0, 100) (percent of alpha_max)")
         return float(value)
     if name == "reg":
-        if not _is_number(value) or value < 0:
+        if not is_number(value) or value < 0:
             fail("a number >= 0")
         return float(value)
     # alpha (gamma_map), eps, tol
-    if not _is_number(value) or not value > 0:
+    if not is_number(value) or not value > 0:
         fail("a number > 0")
     return float(value)
 
@@ -348,337 +338,6 @@ def _check_settings(methods, settings):
     for method in settings:
         _check_method(method)
     return {method: resolve_settings(method, settings.get(method)) for method in methods}
-
-
-# --------------------------------------------------------------------------------------------
-# Windows
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Window:
-    """One activation window of a split.
-
-    Attributes
-    ----------
-    index : int
-        Position of the activation in the manifest (0-based).
-    start, stop : int
-        The window is the raw's samples ``start:stop``.
-    rows : tuple of int
-        The true sources, as rows of the hemisphere (source-space order).
-    """
-
-    index: int
-    start: int
-    stop: int
-    rows: tuple
-
-    @property
-    def samples(self):
-        """The window's sample indices, ``arange(start, stop)``."""
-        return np.arange(self.start, self.stop)
-
-
-def activation_windows(manifest):
-    """Return a split's activation windows.
-
-    Parameters
-    ----------
-    manifest : dict | path-like
-        A split's manifest (``manifest.json``), or the path of one.
-
-    Returns
-    -------
-    windows : list of Window
-        One per activation, in the manifest's order: from each onset, the window's
-        ``activations.durations`` samples (``samples_per_activation`` in manifests without
-        them), and the activation's true rows.
-    """
-    if not isinstance(manifest, dict):
-        manifest = read_json(manifest)
-    try:
-        activations = manifest["activations"]
-        onsets, rows = activations["onsets"], activations["rows"]
-        length = manifest["samples_per_activation"]
-    except (KeyError, TypeError) as exc:
-        raise ValueError(
-            f"the manifest lacks {exc}: it needs activations.onsets, activations.rows and "
-            "samples_per_activation (written by simulate_data.py)"
-        ) from None
-    if len(onsets) != len(rows):
-        raise ValueError(
-            f"the manifest lists {len(onsets)} onsets but {len(rows)} sets of active rows"
-        )
-    length = check_int(length, "samples_per_activation", 1)
-    # "recording" timing: each window lasts from its first source's onset to its last's offset
-    lengths = activations.get("durations") or [length] * len(onsets)
-    if len(lengths) != len(onsets):
-        raise ValueError(
-            f"the manifest lists {len(onsets)} onsets but {len(lengths)} durations"
-        )
-    return [
-        Window(index, int(onset), int(onset) + int(duration), tuple(int(r) for r in active))
-        for index, (onset, duration, active) in enumerate(zip(onsets, lengths, rows))
-    ]
-
-
-def choose_windows(n_total, n=None, seed=0):
-    """Pick a fixed, seeded subset of window indices.
-
-    Parameters
-    ----------
-    n_total : int
-        Number of windows to choose from.
-    n : int | None
-        How many; None (or ``n >= n_total``) takes all of them.
-    seed : int
-        Seed of :func:`numpy.random.default_rng`: the same seed gives the same subset.
-
-    Returns
-    -------
-    indices : ndarray of int, shape (min(n, n_total),)
-        Sorted window indices: the first ``n`` of a seeded permutation, so that with the same
-        ``seed`` a smaller subset is contained in a larger one (e.g. the slow solvers' windows
-        in the fast ones').
-    """
-    n_total = check_int(n_total, "n_total", 0)
-    if n is None:
-        return np.arange(n_total)
-    n = check_int(n, "n_windows", 1)
-    if n >= n_total:
-        return np.arange(n_total)
-    # the first n of one seeded permutation: a smaller subset is part of a larger one
-    order = np.random.default_rng(seed).permutation(n_total)
-    return np.sort(order[:n])
-
-
-# --------------------------------------------------------------------------------------------
-# A split
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(eq=False)
-class SplitData:
-    """What the baselines need of one simulated split; make it with :func:`load_split`.
-
-    Attributes
-    ----------
-    directory : Path
-        The split's folder.
-    split : str
-        The split's name (``metrics.csv``'s ``split`` column).
-    manifest : dict
-        The split's manifest.
-    raw : mne.io.Raw
-        The preprocessed recording (preloaded; projectors and bads as simulated).
-    fwd : mne.Forward
-        The free-orientation forward solution.
-    cov : mne.Covariance
-        The noise covariance (native float64, :func:`meg_unet.io.read_cov`).
-    inv : mne.minimum_norm.InverseOperator
-        The split's inverse operator (the simulation's).
-    src : mne.SourceSpaces
-        The source space (MRI coordinates).
-    hemisphere : str
-        ``"lh"``, ``"rh"`` or ``"both"``.
-    vertices : list of ndarray of int
-        ``[lh_vertno, rh_vertno]`` of the hemisphere's rows (the other hemisphere empty).
-    vertno : ndarray of int, shape (n_vertices,)
-        Vertex number of each row.
-    positions : ndarray, shape (n_vertices, 3)
-        Vertex positions in meters.
-    adjacency : scipy sparse array, shape (n_vertices, n_vertices)
-        Mesh adjacency of the rows.
-    hemis : ndarray of str | None
-        Hemisphere of each row with HEMISPHERE = "both", else None.
-    amplitudes : ndarray of float32, shape (n_vertices, n_times)
-        True amplitudes (A m) from ``<split>-truth-stc.h5``.
-    active_threshold : float
-        A source is active where ``|amplitude|`` exceeds it (the run's ACTIVE_THRESHOLD).
-    border : int
-        Rows left out at each edge of the hemisphere in the metrics.
-    lambda2 : float
-        The split's lambda2.
-    orientation : str
-        ``"loose"`` or ``"fixed"``.
-    loose, depth : float
-        The simulation's LOOSE (0 for fixed orientation) and DEPTH.
-    windows : list of Window
-        The activation windows.
-    cache : dict
-        Per-split setup (prepared inverse operators, LCMV filters), filled on first use.
-    setup_seconds : dict
-        The time each entry of ``cache`` took to make.
-    """
-
-    directory: Path
-    split: str
-    manifest: dict
-    raw: object
-    fwd: object
-    cov: object
-    inv: object
-    src: object
-    hemisphere: str
-    vertices: list
-    vertno: np.ndarray
-    positions: np.ndarray
-    adjacency: object
-    hemis: object
-    amplitudes: np.ndarray
-    active_threshold: float
-    border: int
-    lambda2: float
-    orientation: str
-    loose: float
-    depth: float
-    windows: list
-    cache: dict = dataclasses.field(default_factory=dict)
-    setup_seconds: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def info(self):
-        """The recording's measurement info (bads and projectors included)."""
-        return self.raw.info
-
-    @property
-    def n_vertices(self):
-        """Rows of the hemisphere (the estimates' first axis)."""
-        return len(self.vertno)
-
-    @property
-    def hemispheres(self):
-        """The simulated hemispheres, ``("lh",)``, ``("rh",)`` or ``("lh", "rh")``."""
-        return _HEMIS if self.hemisphere == "both" else (self.hemisphere,)
-
-
-def _parameter(manifest, section, name, default=None):
-    """A resolved hyperparameter of the manifest's configuration."""
-    value = manifest.get("config", {}).get("RESOLVED_PARAMETERS", {}).get(section, {}).get(name)
-    if value is None:
-        if default is None:
-            raise ValueError(
-                f"the manifest lacks config.RESOLVED_PARAMETERS.{section}.{name} (written by "
-                "simulate_data.py)"
-            )
-        return default
-    return value
-
-
-def load_split(split_dir, border=None):
-    """Read what the baselines need of a simulated split.
-
-    Parameters
-    ----------
-    split_dir : path-like
-        A split folder, ``DATA_DIR/<run>/<split>``.
-    border : int | None
-        Rows left out at each edge of the hemisphere in the metrics; None takes the run's
-        ``network.BORDER`` from the manifest (2 when it has none).
-
-    Returns
-    -------
-    data : SplitData
-        The recording (preloaded), forward, noise covariance, inverse operator, source
-        geometry, true amplitudes and activation windows.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the folder or one of its files is missing (the message names it).
-    """
-    import mne
-
-    from .prediction import _read_hemisphere_rows, _source_geometry
-
-    directory = Path(split_dir)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} is not a data split folder (it does not exist)")
-    files = split_files(directory)
-    for role in ("manifest", "raw", "fwd", "cov", "inv", "src", "truth"):
-        if not files[role].is_file():
-            raise FileNotFoundError(
-                f"{files[role]} is missing: the baselines need the split's {role} file "
-                "(simulate the split with simulate_data.py)"
-            )
-    manifest = read_json(files["manifest"])
-    split = manifest.get("split") or directory.name
-    hemisphere = manifest.get("hemisphere")
-    if hemisphere not in ("lh", "rh", "both"):
-        raise ValueError(f"{files['manifest']}: unknown hemisphere {hemisphere!r}")
-    orientation = manifest.get("orientation", "loose")
-    if orientation not in ("loose", "fixed"):
-        raise ValueError(f"{files['manifest']}: unknown orientation {orientation!r}")
-    if border is None:
-        border = _parameter(manifest, "network", "BORDER", default=2)
-    border = check_int(border, "border", 0)
-
-    raw = mne.io.read_raw_fif(files["raw"], preload=True, verbose=False)
-    fwd = read_forward(files["fwd"], fixed=False, verbose=False)
-    cov = read_cov(files["cov"], verbose=False)
-    inv = mne.minimum_norm.read_inverse_operator(files["inv"], verbose=False)
-    src = mne.read_source_spaces(files["src"], verbose=False)
-
-    hemis_in_use = _HEMIS if hemisphere == "both" else (hemisphere,)
-    vertices = [
-        np.asarray(src[i]["vertno"] if h in hemis_in_use else [], dtype=np.int64)
-        for i, h in enumerate(_HEMIS)
-    ]
-    listed = manifest.get("vertices", {})
-    for index, hemi in enumerate(_HEMIS):
-        if hemi in listed and not np.array_equal(listed[hemi], vertices[index]):
-            raise ValueError(
-                f"{files['manifest']}: its {hemi} vertices are not those of {files['src']}"
-            )
-    vertno = np.concatenate(vertices)
-    positions, adjacency, hemis = _source_geometry(src, hemisphere)
-    amplitudes = _read_hemisphere_rows(files["truth"], vertices)
-    if amplitudes.shape[1] != raw.n_times:
-        raise ValueError(
-            f"{files['truth']} has {amplitudes.shape[1]} samples, but {files['raw']} has "
-            f"{raw.n_times}"
-        )
-    windows = activation_windows(manifest)
-    if windows and windows[-1].stop > raw.n_times:
-        raise ValueError(
-            f"{files['manifest']}: the last activation ends at sample {windows[-1].stop}, "
-            f"after the end of {files['raw']} ({raw.n_times} samples)"
-        )
-    lambda2 = manifest.get("lambda2")
-    if not _is_number(lambda2) or not lambda2 > 0:
-        raise ValueError(
-            f"{files['manifest']}: lambda2 must be a number > 0 (written by simulate_data.py), "
-            f"but got {lambda2!r}"
-        )
-    return SplitData(
-        directory=directory,
-        split=split,
-        manifest=manifest,
-        raw=raw,
-        fwd=fwd,
-        cov=cov,
-        inv=inv,
-        src=src,
-        hemisphere=hemisphere,
-        vertices=vertices,
-        vertno=vertno,
-        positions=positions,
-        adjacency=adjacency,
-        hemis=hemis,
-        amplitudes=amplitudes,
-        active_threshold=float(
-            _parameter(manifest, "data_provider", "ACTIVE_THRESHOLD", default=1e-20)
-        ),
-        border=border,
-        lambda2=float(lambda2),
-        orientation=orientation,
-        loose=0.0 if orientation == "fixed" else float(
-            _parameter(manifest, "simulation", "LOOSE")
-        ),
-        depth=float(_parameter(manifest, "simulation", "DEPTH")),
-        windows=windows,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -843,8 +502,9 @@ def apply_baseline(method, split_data, window, **settings):
         One of :data:`METHODS`: ``"eloreta"``, ``"lcmv"``, ``"mxne"``, ``"gamma_map"`` or
         ``"l2"``.
     split_data : SplitData
-        The split (:func:`load_split`); the per-split setup (eLORETA weights, prepared inverse
-        operators, LCMV filter) is made on the first call and kept in ``split_data.cache``.
+        The split (:func:`meg_unet.split_data.load_split`); the per-split setup (eLORETA
+        weights, prepared inverse operators, LCMV filter) is made on the first call and kept in
+        ``split_data.cache``.
     window : Window | int
         The window, or its index in ``split_data.windows``.
     **settings
@@ -962,8 +622,9 @@ def evaluate_baselines(split_dir, methods=BASELINES, n_windows=None, seed=0, set
     Parameters
     ----------
     split_dir : path-like | SplitData
-        A split folder (``DATA_DIR/<run>/<split>``), or one loaded with :func:`load_split`
-        (its per-split setup is then reused between calls).
+        A split folder (``DATA_DIR/<run>/<split>``), or one loaded with
+        :func:`meg_unet.split_data.load_split` (its per-split setup is then reused between
+        calls).
     methods : str | sequence of str
         Methods of :data:`METHODS`, in table order.
     n_windows : int | None
@@ -1073,7 +734,8 @@ def lambda2_grid_search(split_dir, methods=("mne", "dspm", "sloreta"), grid=None
     Parameters
     ----------
     split_dir : path-like | SplitData
-        A split folder (usually the valid split), or one loaded with :func:`load_split`.
+        A split folder (usually the valid split), or one loaded with
+        :func:`meg_unet.split_data.load_split`.
     methods : sequence of str
         Among ``"mne"``, ``"dspm"``, ``"sloreta"`` (or as MNE spells them).
     grid : sequence of float | None

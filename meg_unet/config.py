@@ -2,11 +2,11 @@
 
 Nothing in :mod:`meg_unet` imports the user's ``config.py``: the scripts call
 :func:`load_config` and pass the returned object on.  The module imports only the standard
-library, :mod:`parameters` and :mod:`meg_unet.constants`, so a bad configuration is reported
-in well under a second.  Checks that look at the disk are as cheap: DATA_DIR and RESULTS_DIR
-must be folders (or creatable), and with ``HEAD_MODEL = "custom"`` the measurement info of
-CUSTOM_INFO_FILE is read (MNE is imported for that only) to check that it has what SENSORS
-and ARTIFACTS need.
+library, :mod:`parameters`, :mod:`meg_unet.schema` and :mod:`meg_unet.constants`, so a bad
+configuration is reported in well under a second.  Checks that look at the disk are as cheap:
+DATA_DIR and RESULTS_DIR must be folders (or creatable), and with ``HEAD_MODEL = "custom"`` the
+measurement info of CUSTOM_INFO_FILE is read (MNE is imported for that only) to check that it
+has what SENSORS and ARTIFACTS need.
 """
 
 from __future__ import annotations
@@ -20,34 +20,19 @@ import json
 import re
 import runpy
 import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
-import parameters.data_provider
-import parameters.headmodel
-import parameters.network
 import parameters.profiles
-import parameters.simulation
-import parameters.tile
-from parameters import DATA_ROLES, POSITIVE, Interval, Neutral, Role
+from parameters import DATA_ROLES, POSITIVE, Interval, Role
 
+from . import schema
 from .constants import HEAD_MODELS, HEMISPHERES, INVERSE_METHODS, SENSOR_SETS, SPACINGS
 from .errors import UserError
 
 ORIENTATIONS = ("loose", "fixed")
 PROFILES = tuple(parameters.profiles.PROFILES)
-
-#: The parameter modules a profile or the PARAMETERS setting may override, by section name.
-PARAMETER_MODULES = {
-    "headmodel": parameters.headmodel,
-    "simulation": parameters.simulation,
-    "data_provider": parameters.data_provider,
-    "network": parameters.network,
-    "tile": parameters.tile,
-}
-
 
 class ConfigError(UserError, ValueError):
     """A configuration with one or more invalid settings; the message lists every problem."""
@@ -85,12 +70,13 @@ def _fmt(value):
 
 
 def _typed(hint):
-    """Check a setting against a type, as every hyperparameter is checked (see _conform)."""
+    """Check a setting against a type, as every hyperparameter is checked (schema.conform)."""
     def check(name, value):
         try:
-            return _conform(value, hint), []
-        except _Mismatch:
-            return value, [f"{name}: must be {_describe(hint)}, but got {_fmt(value)} instead"]
+            return schema.conform(value, hint), []
+        except schema.Mismatch:
+            return value, [
+                f"{name}: must be {schema.describe(hint)}, but got {_fmt(value)} instead"]
 
     return check
 
@@ -243,7 +229,7 @@ def _parameter_overrides(name, value):
     if not isinstance(value, Mapping):
         return value, [
             f"{name}: must be a dict of 'section.NAME': value (sections: "
-            f"{', '.join(PARAMETER_MODULES)}), but got {_fmt(value)} instead"
+            f"{', '.join(schema.PARAMETER_MODULES)}), but got {_fmt(value)} instead"
         ]
     return dict(value), []
 
@@ -292,20 +278,6 @@ _PATH_SETTINGS = (
 # --------------------------------------------------------------------------------------------
 
 
-class FrozenNamespace(types.SimpleNamespace):
-    """A read-only namespace of one parameter section (``config.network.N_LEVELS``)."""
-
-    def __setattr__(self, name, value):
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name):
-        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def as_dict(self):
-        """Return a deep copy of the values as a plain dict."""
-        return copy.deepcopy(dict(vars(self)))
-
-
 class _ConfigMethods:
     """What :class:`Config` derives from its settings (its fields are made from the schema)."""
 
@@ -350,7 +322,7 @@ class _ConfigMethods:
             for name, setting in SETTINGS.items() if setting.role is not Role.RUN
         }
         resolved = {}
-        for key, parameter in PARAMETER_SCHEMA.items():
+        for key, parameter in schema.PARAMETER_SCHEMA.items():
             section, name = key.split(".")
             value = getattr(getattr(self, section), name)
             if parameter.role is not Role.RUN and parameter.neutral != (value,):
@@ -388,7 +360,7 @@ class _ConfigMethods:
 Config = dataclasses.make_dataclass(
     "Config",
     [(name.lower(), Any) for name in SETTINGS]
-    + [(section, FrozenNamespace) for section in PARAMETER_MODULES]
+    + [(section, schema.FrozenNamespace) for section in schema.PARAMETER_MODULES]
     + [("source", str, dataclasses.field(default="defaults")),
        # the LAMBDA2 *setting* (None means 1/SNR**2), kept apart from the resolved value
        ("parameters_lambda2_setting", Any, dataclasses.field(default=None))],
@@ -442,12 +414,12 @@ def settings_of_roles(settings, roles, keep_overrides=False):
     if keep_overrides:
         out["PARAMETERS"] = {
             key: value for key, value in (settings.get("PARAMETERS") or {}).items()
-            if kept(getattr(PARAMETER_SCHEMA.get(key), "role", None))
+            if kept(getattr(schema.PARAMETER_SCHEMA.get(key), "role", None))
         }
     resolved = {}
     for section, values in (settings.get("RESOLVED_PARAMETERS") or {}).items():
         for name, value in values.items():
-            if kept(getattr(PARAMETER_SCHEMA.get(f"{section}.{name}"), "role", None)):
+            if kept(getattr(schema.PARAMETER_SCHEMA.get(f"{section}.{name}"), "role", None)):
                 resolved.setdefault(section, {})[name] = value
     out["RESOLVED_PARAMETERS"] = resolved
     return out
@@ -506,186 +478,6 @@ def _jsonable(value):
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     return value
-
-
-# --------------------------------------------------------------------------------------------
-# Parameters and profiles
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class _Parameter:
-    """One hyperparameter of ``parameters/``: its default, type and role.
-
-    ``neutral`` is ``(value,)`` for a parameter declared with :class:`parameters.Neutral`
-    (at that value it is not recorded), else ``()``.
-    """
-
-    default: Any
-    type: Any
-    role: Role
-    neutral: tuple = ()
-
-
-def _parameter_schema():
-    """Read every hyperparameter's declaration (``NAME: Role[type] = default``) by key."""
-    schema = {}
-    for section, module in PARAMETER_MODULES.items():
-        for name, hint in typing.get_type_hints(module, include_extras=True).items():
-            extras = typing.get_args(hint)[1:] if typing.get_origin(hint) is Annotated else ()
-            roles = [extra for extra in extras if isinstance(extra, Role)]
-            if len(roles) != 1:
-                raise TypeError(f"parameters/{section}.py: {name} needs one role, e.g. "
-                                f"'{name}: Model[int] = ...' (see parameters/__init__.py)")
-            try:
-                default = _conform(getattr(module, name), hint)
-            except _Mismatch:
-                raise TypeError(f"parameters/{section}.py: the default of {name} must be "
-                                f"{_describe(hint)}") from None
-            neutral = tuple(extra.value for extra in extras if isinstance(extra, Neutral))
-            schema[f"{section}.{name}"] = _Parameter(default, hint, roles[0], neutral)
-    return schema
-
-
-def parameter_choices(key):
-    """Return the allowed values of a ``Literal`` hyperparameter, e.g. ``"network.ROW_ORDER"``."""
-    hint = PARAMETER_SCHEMA[key].type
-    while typing.get_origin(hint) is Annotated:
-        hint = typing.get_args(hint)[0]
-    return typing.get_args(hint)
-
-
-class _Mismatch(Exception):
-    pass
-
-
-def _conform(value, hint):
-    """Return ``value`` in its canonical form for the type ``hint``; raise _Mismatch if not.
-
-    Lists become tuples, integers become floats where a float is declared, and every
-    :class:`parameters.Interval` in the type is checked.
-    """
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Annotated:
-        value = _conform(value, args[0])
-        if any(isinstance(b, Interval) and not b.contains(value) for b in args[1:]):
-            raise _Mismatch
-        return value
-    if origin in (typing.Union, types.UnionType):
-        for option in args:
-            try:
-                return _conform(value, option)
-            except _Mismatch:
-                pass
-        raise _Mismatch
-    if origin is Literal:
-        for allowed in args:
-            if value == allowed and isinstance(value, bool) == isinstance(allowed, bool):
-                return allowed
-        raise _Mismatch
-    if origin is tuple:
-        if not isinstance(value, (tuple, list)):
-            raise _Mismatch
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_conform(v, args[0]) for v in value)
-        if len(value) != len(args):
-            raise _Mismatch
-        return tuple(_conform(v, a) for v, a in zip(value, args))
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise _Mismatch
-        return {_conform(k, args[0]): _conform(v, args[1]) for k, v in value.items()}
-    if hint is type(None):
-        if value is None:
-            return None
-        raise _Mismatch
-    if isinstance(value, bool) != (hint is bool):
-        raise _Mismatch
-    if hint is float and isinstance(value, (int, float)) and abs(value) < float("inf"):
-        return float(value)
-    if hint in (int, str, bool) and isinstance(value, hint):
-        return value
-    raise _Mismatch
-
-
-def _describe(hint):
-    """A type in words for messages: ``"an integer >= 1 and <= 8"``."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Annotated:
-        bounds = [b.describe() for b in args[1:] if isinstance(b, Interval)]
-        return " ".join([_describe(args[0]), *bounds])
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in args)
-    if origin is Literal:
-        return "one of " + ", ".join(map(repr, args))
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"a tuple of ({_describe(args[0])})"
-        return f"a tuple ({', '.join(_describe(a) for a in args)})"
-    if origin is dict:
-        return f"a dict of {_describe(args[0])}: {_describe(args[1])}"
-    names = {int: "an integer", float: "a number", bool: "True or False", str: "a string",
-             type(None): "None"}
-    return names.get(hint, getattr(hint, "__name__", str(hint)))
-
-
-#: Every hyperparameter by ``"section.NAME"``, its default in its declared form.
-PARAMETER_SCHEMA = _parameter_schema()
-
-
-def _resolve_parameters(profile, overrides):
-    """Apply the profile's and the user's overrides to the declared defaults, checking types."""
-    values = {key: copy.deepcopy(parameter.default) for key, parameter in PARAMETER_SCHEMA.items()}
-    problems = []
-    layers = [(f"profile {profile!r}", parameters.profiles.PROFILES.get(profile, {})),
-              ("PARAMETERS", overrides)]
-    for origin, layer in layers:
-        for key, value in layer.items():
-            if key not in PARAMETER_SCHEMA:
-                hint = difflib.get_close_matches(str(key), PARAMETER_SCHEMA, n=1)
-                hint = f" (did you mean {hint[0]!r}?)" if hint else ""
-                problems.append(f"{origin}: unknown parameter {key!r}{hint}")
-                continue
-            try:
-                values[key] = _conform(copy.deepcopy(value), PARAMETER_SCHEMA[key].type)
-            except _Mismatch:
-                problems.append(
-                    f"{origin}: {key} must be {_describe(PARAMETER_SCHEMA[key].type)}, but got "
-                    f"{value!r} instead"
-                )
-    sections = {section: {} for section in PARAMETER_MODULES}
-    for key, value in values.items():
-        section, name = key.split(".")
-        sections[section][name] = value
-    problems.extend(_check_parameters(sections))  # a value of the wrong type kept its default
-    frozen = {name: FrozenNamespace(**values) for name, values in sections.items()}
-    return frozen, problems
-
-
-def _check_parameters(sections):
-    """Checks across hyperparameters, or of ranges, that their types cannot express."""
-    problems = []
-    net, sim, tile = sections["network"], sections["simulation"], sections["tile"]
-    if not tile["T_STEPS"] > 2 * net["BORDER"]:
-        problems.append(f"tile.T_STEPS: must be > 2 * network.BORDER = {2 * net['BORDER']}, "
-                        f"but got {tile['T_STEPS']!r}")
-    if not sim["L_FREQ"] < sim["H_FREQ"] < sim["SFREQ"] / 2:
-        problems.append(
-            "simulation.L_FREQ/H_FREQ: need L_FREQ < H_FREQ < SFREQ/2, but got "
-            f"{sim['L_FREQ']!r}, {sim['H_FREQ']!r} at SFREQ {sim['SFREQ']!r}"
-        )
-    for name in ("DURATION_MS", "OSCILLATION_HZ", "NOISE_LEVEL", "PATCH_AREA_CM2"):
-        value = sim[name]
-        if value is not None and not 0 < value[0] <= value[1]:
-            problems.append(f"simulation.{name}: must be a range (low, high) with "
-                            f"0 < low <= high, but got {value!r} instead")
-    if sim["OSCILLATION_HZ"][1] >= sim["SFREQ"] / 2:
-        problems.append("simulation.OSCILLATION_HZ: must stay below the Nyquist frequency "
-                        f"{sim['SFREQ'] / 2:g} Hz, but got {sim['OSCILLATION_HZ']!r}")
-    for name in ("WAVEFORMS", "NOISE_KINDS"):
-        if not sim[name]:
-            problems.append(f"simulation.{name}: must name at least one kind, but got ()")
-    return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -751,7 +543,7 @@ def validate_settings(values, source="config", base_dir=None):
         problems.extend(_folder_problems(name, resolved[name]))
     if resolved["HEAD_MODEL"] == "custom":
         problems.extend(_custom_file_problems(resolved))
-    params, param_problems = _resolve_parameters(
+    params, param_problems = schema.resolve_parameters(
         resolved["PROFILE"] if resolved["PROFILE"] in PROFILES else "quick",
         resolved["PARAMETERS"] if isinstance(resolved["PARAMETERS"], Mapping) else {},
     )
@@ -878,7 +670,8 @@ def read_config_file(path):
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError([f"the configuration file {str(path)!r} does not exist"], source=str(path))
+        raise ConfigError([f"the configuration file {str(path)!r} does not exist"],
+                          source=str(path))
     try:
         namespace = runpy.run_path(str(path))
     except Exception as exc:  # report the user's syntax or runtime error with the file name

@@ -3,12 +3,12 @@
 Each message names the file or setting at fault and the way out.  The scripts turn these into
 one ``script: error: ...`` line (see :func:`meg_unet.cli.error_boundary`); any other exception
 is a bug and keeps its traceback.  This module imports nothing, so that
-:mod:`meg_unet.config` stays fast to import.  :func:`check_int` is the check of integer
-arguments that the library's functions share.
+:mod:`meg_unet.config` stays fast to import.  :func:`check_int` and :func:`is_number` are the
+checks of arguments that the library's functions share.
 
 - :class:`UserError`: the base of the family.
 - :class:`meg_unet.config.ConfigError`: invalid settings (exit status 2, as argparse's errors).
-- :class:`meg_unet.data_provider.DataError`: a data split that is missing, damaged or
+- :class:`DataError`: a data split that is missing, damaged or
   inconsistent with the configuration.
 - :class:`FileError`: a file that its reader cannot read (a foreign format, truncated,
   damaged).
@@ -25,6 +25,10 @@ class UserError(Exception):
     """
 
     exit_status = 1
+
+
+class DataError(UserError, ValueError):
+    """A data split that is missing, damaged, inconsistent with the config, or not finite."""
 
 
 class FileError(UserError, ValueError):
@@ -56,3 +60,10 @@ def check_int(value, name, minimum=1):
             f"but got {value!r} instead."
         )
     return int(value)
+
+
+def is_number(value):
+    """Whether ``value`` is a real number (a bool is not)."""
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)

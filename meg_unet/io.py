@@ -188,6 +188,96 @@ def changed_files(directory, manifest, names):
     return changed
 
 
+def file_checksums(directory, names):
+    """``{name: SHA-256}`` of files in ``directory`` (the ``files`` entry of a manifest)."""
+    return {name: sha256sum(Path(directory) / name) for name in names}
+
+
+class Stage:
+    """A group of files built together, with a manifest that says whether they are current.
+
+    The one up-to-date mechanism of the project's outputs that are rebuilt on demand (the
+    head-model cache's surfaces, BEM, source spaces and forwards; the figures of a run).  The
+    manifest holds the build parameters, the mne version and the SHA-256 of every file
+    (:func:`file_checksums`, as a data split's manifest does); it is written last, so that
+    files without a manifest are a partial build.  The stage is current when the manifest
+    exists, its parameters and mne version are today's and no file changed
+    (:func:`changed_files`).
+
+    Parameters
+    ----------
+    root : path-like
+        The folder the file names are relative to.
+    name : str
+        Stage name; the manifest is ``root / "manifests" / f"{name}.json"``.
+    params : dict
+        JSON-serialisable build parameters (for a figure: the checksums of its inputs); any
+        change makes the stage stale.
+    files : list of str
+        Paths, relative to ``root``, of the files the stage writes.
+    """
+
+    #: Version of the manifest layout; a manifest of another version is stale.
+    VERSION = 2
+
+    def __init__(self, root, name, params, files):
+        self.root = Path(root)
+        self.name = name
+        self.params = json.loads(json.dumps(params, sort_keys=True, default=str))
+        self.files = list(files)
+        self.manifest_path = self.root / "manifests" / f"{name}.json"
+
+    def path(self, rel):
+        """Absolute path of one of the stage's files."""
+        return self.root / rel
+
+    def problem(self):
+        """Why the stage is not current, or None when it is complete, intact and current."""
+        import mne
+
+        if not self.manifest_path.is_file():
+            present = [rel for rel in self.files if self.path(rel).exists()]
+            if present:
+                return f"partial build: {present[0]} exists but the manifest is missing"
+            return "not built"
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError) as err:
+            return f"unreadable manifest {self.manifest_path} ({err})"
+        if not isinstance(manifest, dict) or manifest.get("manifest_version") != self.VERSION:
+            return f"manifest {self.manifest_path} of another layout"
+        if manifest.get("mne_version") != mne.__version__:
+            return f"built with mne {manifest.get('mne_version')}, running mne {mne.__version__}"
+        if manifest.get("params") != self.params:
+            return "build parameters changed"
+        if sorted(manifest.get("files") or {}) != sorted(self.files):
+            return "the manifest lists other files"
+        changed = changed_files(self.root, manifest, self.files)
+        if changed:
+            return f"checksum mismatch for {self.path(changed[0])} (missing or changed)"
+        return None
+
+    def invalidate(self):
+        """Remove the manifest (before rebuilding files in place)."""
+        self.manifest_path.unlink(missing_ok=True)
+
+    def checksums(self):
+        """``{relative path: SHA-256}`` of the stage's files, as its manifest records them."""
+        return json.loads(self.manifest_path.read_text())["files"]
+
+    def commit(self):
+        """Record the files' checksums and the parameters; call after every file is written."""
+        import mne
+
+        missing = [rel for rel in self.files if not self.path(rel).is_file()]
+        if missing:
+            raise RuntimeError(f"stage {self.name!r} did not write {self.path(missing[0])}")
+        write_json(self.manifest_path, dict(
+            manifest_version=self.VERSION, stage=self.name, mne_version=mne.__version__,
+            params=self.params, files=file_checksums(self.root, self.files),
+        ))
+
+
 def _json_default(value):
     if isinstance(value, np.integer):
         return int(value)

@@ -259,35 +259,9 @@ def localization_metrics(
     usable = valid & has_source
     sd_cm[usable] = _weighted_rms(nearest_sq[:, usable], abs_estimate[:, usable])
 
-    dle_cm = np.full(n_columns, np.nan)
-    recall = np.full(n_columns, np.nan)
-    peak_rows = [np.empty(0, dtype=int) for _ in range(n_columns)]
-    global_local = prepared.peak_local
-    # single source: the global peak, vectorized
-    single = usable & (n_sources == 1)
-    if np.any(single):
-        true_single = np.array(
-            [rows[0] for rows, one in zip(true_rows, single, strict=True) if one]
-        )
-        distances = np.linalg.norm(
-            prepared.positions_cm[true_single] - prepared.kept_positions_cm[global_local[single]],
-            axis=1,
-        )
-        dle_cm[single] = distances
-        recall[single] = distances <= match_radius_cm
-        for column in np.flatnonzero(single):
-            peak_rows[column] = prepared.kept_rows[global_local[[column]]]
-
-    local_maxima = None
-    if edges is not None:
-        local_maxima = _local_maxima_mask(abs_estimate, edges)
-    for column in np.flatnonzero(usable & (n_sources > 1)):
-        peaks = _sorted_peaks(abs_estimate[:, column], local_maxima[:, column])
-        dle_cm[column], recall[column], matched = _match_peaks(
-            prepared, true_rows[column], peaks, global_local[column], match_radius_cm
-        )
-        peak_rows[column] = prepared.kept_rows[matched]
-
+    local_maxima = None if edges is None else _local_maxima_mask(abs_estimate, edges)
+    dle_cm, recall, peak_rows = _matched_peaks(prepared, true_rows, usable, n_sources,
+                                               local_maxima, match_radius_cm)
     if local_maxima is None:
         ghosts = np.full(n_columns, np.nan)
     else:
@@ -295,7 +269,7 @@ def localization_metrics(
         ghosts = np.sum(strong & (nearest_sq > match_radius_cm**2), axis=0).astype(float)
         ghosts[~valid] = np.nan
 
-    global_peak_rows = np.where(valid, prepared.kept_rows[global_local], -1)
+    global_peak_rows = np.where(valid, prepared.kept_rows[prepared.peak_local], -1)
     detection = {}
     if detection_threshold is not None:
         if local_maxima is None:
@@ -456,6 +430,41 @@ def _match_peaks(prepared, true_rows, peaks, global_peak, match_radius_cm):
     if np.any(on_global):
         n_recalled += matched_distances[on_global].min() <= match_radius_cm
     return matched_distances.mean(), n_recalled / n_true, matched
+
+
+def _matched_peaks(prepared, true_rows, usable, n_sources, local_maxima, match_radius_cm):
+    """DLE, recall and the matched peak rows of the ``usable`` columns.
+
+    One true source is matched with the global peak, several with the local maxima (see
+    :func:`localization_metrics`).
+    """
+    n_columns = prepared.abs_estimate.shape[1]
+    dle_cm = np.full(n_columns, np.nan)
+    recall = np.full(n_columns, np.nan)
+    peak_rows = [np.empty(0, dtype=int) for _ in range(n_columns)]
+    global_local = prepared.peak_local
+    # single source: the global peak, vectorized
+    single = usable & (n_sources == 1)
+    if np.any(single):
+        true_single = np.array(
+            [rows[0] for rows, one in zip(true_rows, single, strict=True) if one]
+        )
+        distances = np.linalg.norm(
+            prepared.positions_cm[true_single] - prepared.kept_positions_cm[global_local[single]],
+            axis=1,
+        )
+        dle_cm[single] = distances
+        recall[single] = distances <= match_radius_cm
+        for column in np.flatnonzero(single):
+            peak_rows[column] = prepared.kept_rows[global_local[[column]]]
+
+    for column in np.flatnonzero(usable & (n_sources > 1)):
+        peaks = _sorted_peaks(prepared.abs_estimate[:, column], local_maxima[:, column])
+        dle_cm[column], recall[column], matched = _match_peaks(
+            prepared, true_rows[column], peaks, global_local[column], match_radius_cm
+        )
+        peak_rows[column] = prepared.kept_rows[matched]
+    return dle_cm, recall, peak_rows
 
 
 def _detections(prepared, true_rows, detected, nearest_sq, match_radius_cm):

@@ -44,7 +44,7 @@ from . import __version__
 from .calibration import apply_calibration
 from .constants import HEMISPHERE_NAMES, INVERSE_METHOD_NAMES, INVERSE_METHODS, SENSOR_SETS
 from .detection import samples_to_source, write_detection_tables
-from .errors import UserError, check_int
+from .errors import DataError, UserError, check_int
 from .io import atomic_path, read_inverse, read_json, split_files, write_json
 from .tiles import predict_tiles, tile_layout, tile_window
 
@@ -175,30 +175,8 @@ def metrics_table(
     from .metrics import localization_metrics
 
     amplitudes = np.asarray(amplitudes)
-    n_vertices, n_times = amplitudes.shape
-    if not isinstance(estimates, dict) or not estimates:
-        raise ValueError("estimates must be a non-empty dict of method name to array")
-    for method, estimate in estimates.items():
-        if np.shape(estimate) != (n_vertices, n_times):
-            raise ValueError(
-                f"the {method!r} estimate has shape {np.shape(estimate)}, but the amplitudes "
-                f"have shape {(n_vertices, n_times)}"
-            )
-    if layout.n_times != n_times:
-        raise ValueError(
-            f"the layout covers {layout.n_times} samples, but the data have {n_times}"
-        )
-    vertno = np.asarray(vertno)
-    if hemis is not None:
-        hemis = np.asarray(hemis, dtype=object)
-    if vertno.shape != (n_vertices,):
-        raise ValueError(f"vertno must have shape ({n_vertices},), but got {vertno.shape}")
-    if hemis is not None and np.shape(hemis) != (n_vertices,):
-        raise ValueError(f"hemis must have shape ({n_vertices},), but got {np.shape(hemis)}")
-    if thresholds is not None:
-        missing = [method for method in estimates if method not in thresholds]
-        if missing:
-            raise ValueError(f"thresholds lacks the method(s) {missing}")
+    vertno, hemis = _check_table_inputs(estimates, amplitudes.shape, layout, vertno, hemis,
+                                        thresholds)
     names = METRICS_COLUMNS + (DETECTION_COLUMNS if thresholds is not None else ())
 
     active = np.abs(amplitudes) > active_threshold
@@ -225,13 +203,9 @@ def metrics_table(
             hemi_text = [";".join(hemis[true_rows[s - start]]) for s in samples]
         for method, estimate in estimates.items():
             result = localization_metrics(
-                tile_window(np.asarray(estimate), start, layout.t_steps),
-                true_rows,
-                positions,
-                adjacency,
-                border=border,
-                detection_threshold=None if thresholds is None else thresholds[method],
-            )
+                tile_window(np.asarray(estimate), start, layout.t_steps), true_rows,
+                positions, adjacency, border=border,
+                detection_threshold=None if thresholds is None else thresholds[method])
             silent = result["n_sources"] == 0
             for name in ("oa", "sd_thesis_sqrtcm", "ghosts"):  # localization: active samples
                 result[name] = np.where(silent, np.nan, result[name])
@@ -263,6 +237,30 @@ def metrics_table(
     table = table.sort_values(["sample", "_order"], kind="stable").drop(columns="_order")
     table = table.reset_index(drop=True)
     return table.astype({"sample": np.int64, "n_sources": np.int64})
+
+
+def _check_table_inputs(estimates, shape, layout, vertno, hemis, thresholds):
+    """Refuse inputs of :func:`metrics_table` that do not fit together; return the arrays."""
+    if not isinstance(estimates, dict) or not estimates:
+        raise ValueError("estimates must be a non-empty dict of method name to array")
+    for method, estimate in estimates.items():
+        if np.shape(estimate) != shape:
+            raise ValueError(f"the {method!r} estimate has shape {np.shape(estimate)}, but the "
+                             f"amplitudes have shape {shape}")
+    if layout.n_times != shape[1]:
+        raise ValueError(
+            f"the layout covers {layout.n_times} samples, but the data have {shape[1]}")
+    vertno = np.asarray(vertno)
+    if vertno.shape != shape[:1]:
+        raise ValueError(f"vertno must have shape ({shape[0]},), but got {vertno.shape}")
+    if hemis is not None:
+        hemis = np.asarray(hemis, dtype=object)
+        if hemis.shape != shape[:1]:
+            raise ValueError(f"hemis must have shape ({shape[0]},), but got {hemis.shape}")
+    missing = [method for method in estimates if method not in (thresholds or {})]
+    if thresholds is not None and missing:
+        raise ValueError(f"thresholds lacks the method(s) {missing}")
+    return vertno, hemis
 
 
 def event_strength(amplitudes, active):
@@ -388,7 +386,8 @@ def _model_config(sidecar, model_folder, config):
     """
     from parameters import Role
 
-    from .config import PARAMETER_SCHEMA, SETTINGS, validate_settings
+    from .config import SETTINGS, validate_settings
+    from .schema import PARAMETER_SCHEMA
 
     settings = sidecar["settings"]
     values = {
@@ -459,21 +458,15 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
     ------
     MismatchError
         If the split differs from what the model was trained on; the message says what.
-    meg_unet.data_provider.DataError
+    meg_unet.errors.DataError
         If the split is missing, incomplete or inconsistent.
     FileNotFoundError
         If there is no trained model.
     """
-    from .data_provider import DataError
-    from .tables import read_metrics, write_tables
-
     n_images = check_int(n_images, "n_images", 0)
-    trained = _load_model(
-        config.run_results_dir if model_dir is None else model_dir,
-        which,
-        config if model_dir is None else None,
-        run_config=config,
-    )
+    own_model = model_dir is None
+    trained = _load_model(config.run_results_dir if own_model else model_dir, which,
+                          config if own_model else None, run_config=config)
     model_config = trained.config
     border = check_int(model_config.network.BORDER if border is None else border, "border", 0)
     t_steps = model_config.tile.T_STEPS
@@ -493,36 +486,17 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
         logger.info("%s", layout.describe()["remainder"])
 
     started = time.perf_counter()
-    active = predict_tiles(
-        trained.model,
-        provider.inputs,
-        layout,
-        batch_size=model_config.network.BATCH_SIZE,
-        progress=progress,
-    )
-    detection = trained.sidecar.get("detection", {}).get(which)
-    if detection is None:
-        from .calibration import calibrate_detection
-
-        logger.info("%s has no calibration yet: calibrating it on its validation split",
-                    trained.describe())
-        detection = calibrate_detection(config, model_dir=trained.run_dir, which=which,
-                                        progress=progress)
+    active = predict_tiles(trained.model, provider.inputs, layout,
+                           batch_size=model_config.network.BATCH_SIZE, progress=progress)
+    detection = _detection(config, trained, which, progress)
     active = apply_calibration(active, detection)
     estimates = _split_estimates(provider, data_dir, split)
     estimates[UNET] = active
     positions, adjacency, hemis = _source_geometry(provider.src, model_config.hemisphere)
     table = metrics_table(
-        estimates,
-        provider.amplitudes,
-        positions,
-        layout,
-        provider.vertno,
-        adjacency=adjacency,
-        border=border,
+        estimates, provider.amplitudes, positions, layout, provider.vertno,
+        adjacency=adjacency, border=border, split=split, hemis=hemis,
         active_threshold=trained.preprocessing.active_threshold,
-        split=split,
-        hemis=hemis,
         thresholds=detection["thresholds"],
     )
     if table.empty:
@@ -531,19 +505,12 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
             f"outside the border of {border}: nothing to evaluate"
         )
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "metrics.csv"]
-    with atomic_path(written[0]) as tmp:
-        table.to_csv(tmp, index=False, na_rep="NA")
-    # the summary is computed from the file as written, as every later reader sees it
-    title = f"U-Net {trained.run_name} on {data_run}/{split}"
-    metrics = read_metrics(written[0])
-    written += write_tables(metrics, out_dir, title=title)
     kept = np.zeros(provider.targets.shape, dtype=bool)
     kept[border : provider.n_vertices - border] = layout.evaluated(border)[np.newaxis]
-    written += write_detection_tables(
-        metrics, provider.sfreq, detection, active[kept], provider.targets[kept] > 0, out_dir,
-        title=title, guard_ms=model_config.network.DETECTION_GUARD_MS,
+    written = _write_tables(
+        table, out_dir, f"U-Net {trained.run_name} on {data_run}/{split}", detection,
+        provider.sfreq, active[kept], provider.targets[kept] > 0,
+        model_config.network.DETECTION_GUARD_MS,
     )
     subject = provider.src[0].get("subject_his_id")
     written.append(
@@ -558,29 +525,51 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
     written += _write_tile_images(
         out_dir, split, layout, estimates, provider.targets > 0, active, n_images
     )
-    record = {
-        "model": str(trained.model_dir),
-        "checkpoint": f"{which}.keras",
-        "model_run": trained.run_name,
-        "data": str(data_dir),
-        "data_run": data_run,
-        "split": split,
-        "border": int(border),
-        "tiles": layout.describe(),
-        "n_vertices": int(provider.n_vertices),
-        "n_rows": int(len(table)),
-        "methods": list(estimates),
-        "sources": n_sources,
-        "seconds": round(time.perf_counter() - started, 3),
-        "meg_unet": __version__,
-    }
     written.append(out_dir / "prediction.json")
-    write_json(written[-1], record)
+    write_json(written[-1], dict(
+        model=str(trained.model_dir), checkpoint=f"{which}.keras", model_run=trained.run_name,
+        data=str(data_dir), data_run=data_run, split=split, border=int(border),
+        tiles=layout.describe(), n_vertices=int(provider.n_vertices), n_rows=int(len(table)),
+        methods=list(estimates), sources=n_sources,
+        seconds=round(time.perf_counter() - started, 3), meg_unet=__version__,
+    ))
     logger.info(
         "wrote %d metric rows (%d samples x %d methods) and %d files to %s",
         len(table), table["sample"].nunique(), len(estimates), len(written), out_dir,
     )
     return out_dir
+
+
+def _detection(config, trained, which, progress):
+    """The model's calibration and thresholds, calibrated on its validation split if need be."""
+    detection = trained.sidecar.get("detection", {}).get(which)
+    if detection is None:
+        from .calibration import calibrate_detection
+
+        logger.info("%s has no calibration yet: calibrating it on its validation split",
+                    trained.describe())
+        detection = calibrate_detection(config, model_dir=trained.run_dir, which=which,
+                                        progress=progress)
+    return detection
+
+
+def _write_tables(table, out_dir, title, detection, sfreq, unet_pixels, true_pixels,
+                  guard_ms):
+    """Write metrics.csv, its summary tables and the detection tables; return their paths."""
+    from .tables import read_metrics, write_tables
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "metrics.csv"]
+    with atomic_path(written[0]) as tmp:
+        table.to_csv(tmp, index=False, na_rep="NA")
+    # the summary is computed from the file as written, as every later reader sees it
+    metrics = read_metrics(written[0])
+    written += write_tables(metrics, out_dir, title=title)
+    written += write_detection_tables(
+        metrics, sfreq, detection, unet_pixels, true_pixels, out_dir, title=title,
+        guard_ms=guard_ms,
+    )
+    return written
 
 
 def _open_split(trained, data_dir):
@@ -671,8 +660,6 @@ def _snr_key(snr):
 
 def _split_estimates(provider, data_dir, split):
     """The split's raw MNE, dSPM and sLORETA estimates, whatever channels the network uses."""
-    from .data_provider import DataError
-
     files = split_files(data_dir, split)
     estimates = {}
     for method in ESTIMATE_METHODS:
@@ -767,8 +754,6 @@ def _read_hemisphere_rows(path, vertices):
     """Read a ``-stc.h5`` file and return the rows of ``vertices`` ([lh, rh]) as float32."""
     import mne
 
-    from .data_provider import DataError
-
     stc = mne.read_source_estimate(path)
     rows, offset = [], 0
     for index, vertno in enumerate(stc.vertices):
@@ -807,8 +792,9 @@ def _save_stc(data, vertices, tmin, tstep, subject, path):
     import mne
 
     stc = mne.SourceEstimate(
-        np.asarray(data, dtype=np.float32), vertices=[np.asarray(v, dtype=np.int64) for v in vertices], tmin=tmin,
-        tstep=tstep, subject=subject,
+        np.asarray(data, dtype=np.float32),
+        vertices=[np.asarray(v, dtype=np.int64) for v in vertices], tmin=tmin, tstep=tstep,
+        subject=subject,
     )
     with atomic_path(path) as tmp:
         stc.save(tmp, ftype="h5", overwrite=True, verbose=False)
@@ -825,8 +811,8 @@ def _write_sources(active, inv, data_of, ch_names, vertices, positions, adjacenc
     Writes ``<stem>-events.tsv`` and ``<stem>-sources-stc.h5`` (:mod:`meg_unet.sources`) and
     returns their paths and the number of sources.  ``nave``: trials averaged in the data.
     """
-    from .sources import events_table, extract_sources, inverse_gain, sparse_estimate
-    from .sources import write_events
+    from .refit import inverse_gain
+    from .sources import events_table, extract_sources, sparse_estimate, write_events
 
     gain = inverse_gain(inv, vertices, n_orient=1, nave=nave)
     sources = extract_sources(
@@ -849,7 +835,7 @@ def _write_tile_images(out_dir, split, layout, estimates, labels, active, n_imag
     """Draw ``n_images`` tiles as PNG: inputs as RGB | truth | prediction."""
     import matplotlib.image
 
-    from .network.training import example_image
+    from .network.callbacks import example_image
 
     for old in out_dir.glob(f"{split}-tile-*.png"):
         old.unlink()  # a rerun with fewer images leaves none of the earlier ones

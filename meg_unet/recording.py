@@ -100,22 +100,9 @@ def predict_recording(model_dir, inverse_fname, raw_fname=None, evoked_fname=Non
     """
     from threadpoolctl import threadpool_limits
 
-    if (raw_fname is None) == (evoked_fname is None):
-        raise ValueError("give exactly one of raw_fname and evoked_fname")
-    for name, value in (("inverse_fname", inverse_fname), ("raw_fname", raw_fname),
-                        ("evoked_fname", evoked_fname)):
-        if value is not None and not Path(value).is_file():
-            raise FileNotFoundError(f"{name}: {value} does not exist")
+    out_fname = _check_files(inverse_fname, raw_fname, evoked_fname, out_fname, overwrite)
     chunk_tiles = check_int(chunk_tiles, "chunk_tiles", 1)
     recording_fname = Path(raw_fname if raw_fname is not None else evoked_fname)
-    if out_fname is not None:
-        out_fname = Path(out_fname)
-        if not out_fname.name.endswith("-stc.h5"):
-            raise ValueError(f"out_fname must end with -stc.h5, but got {out_fname.name!r}")
-        if out_fname.exists() and not overwrite:
-            raise FileExistsError(f"{out_fname} exists; pass overwrite=True (--overwrite) to "
-                                  "replace it")
-
     # the user's files first: an unreadable or truncated one is refused before the model loads
     inv = read_inverse(inverse_fname)
     if raw_fname is not None:
@@ -157,16 +144,9 @@ def predict_recording(model_dir, inverse_fname, raw_fname=None, evoked_fname=Non
         return network_inputs(model_config, trained.preprocessing, estimates, positions)
 
     active = np.empty((n_vertices, layout.n_times), dtype=np.float32)
-    predict_in_chunks(
-        trained.model,
-        layout,
-        inputs_of,
-        active,
-        chunk_tiles=chunk_tiles,
-        batch_size=model_config.network.BATCH_SIZE,
-        desc=f"predict {recording_fname.name}",
-        progress=progress,
-    )
+    predict_in_chunks(trained.model, layout, inputs_of, active, chunk_tiles=chunk_tiles,
+                      batch_size=model_config.network.BATCH_SIZE,
+                      desc=f"predict {recording_fname.name}", progress=progress)
     detection = trained.sidecar.get("detection", {}).get(which)
     if detection is None:
         logger.warning("%s has no calibration (train_network.py writes it): the estimate is "
@@ -191,6 +171,25 @@ def predict_recording(model_dir, inverse_fname, raw_fname=None, evoked_fname=Non
             detection["thresholds"][UNET], sfreq, tmin, subject, stem,
             nave=getattr(recording, "nave", 1), progress=progress,
         )
+    return out_fname
+
+
+def _check_files(inverse_fname, raw_fname, evoked_fname, out_fname, overwrite):
+    """Refuse missing inputs and an output that exists or is misnamed; return the output."""
+    if (raw_fname is None) == (evoked_fname is None):
+        raise ValueError("give exactly one of raw_fname and evoked_fname")
+    for name, value in (("inverse_fname", inverse_fname), ("raw_fname", raw_fname),
+                        ("evoked_fname", evoked_fname)):
+        if value is not None and not Path(value).is_file():
+            raise FileNotFoundError(f"{name}: {value} does not exist")
+    if out_fname is None:
+        return None
+    out_fname = Path(out_fname)
+    if not out_fname.name.endswith("-stc.h5"):
+        raise ValueError(f"out_fname must end with -stc.h5, but got {out_fname.name!r}")
+    if out_fname.exists() and not overwrite:
+        raise FileExistsError(f"{out_fname} exists; pass overwrite=True (--overwrite) to "
+                              "replace it")
     return out_fname
 
 

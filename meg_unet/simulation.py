@@ -103,8 +103,8 @@ from .constants import INVERSE_METHOD_NAMES
 from .io import (
     SPLITS,
     changed_files,
+    file_checksums,
     read_json,
-    sha256sum,
     split_dir,
     split_files,
     write_json,
@@ -258,13 +258,8 @@ class SimulationModel:
             bar.update(1)
 
         stage("sources")
-        activations = draw_activations(
-            len(self.hemisphere_rows),
-            config.n_dipoles,
-            sim.PASSES[split],
-            sim.N_WINDOWS[split],
-            rng,
-        )
+        activations = draw_activations(len(self.hemisphere_rows), config.n_dipoles,
+                                       sim.PASSES[split], sim.N_WINDOWS[split], rng)
         snr_targets = draw_snrs(len(activations), config.snr, rng)
         done("sources")
 
@@ -290,14 +285,8 @@ class SimulationModel:
         stage("inverse")
         fwd = self.head_model.fwd_free
         inv = mne.minimum_norm.make_inverse_operator(
-            raw.info,
-            fwd,
-            noise_cov,
-            loose=sim.LOOSE if config.orientation == "loose" else 0.0,
-            fixed=config.orientation == "fixed",
-            depth=sim.DEPTH,
-            verbose=False,
-        )
+            raw.info, fwd, noise_cov, loose=sim.LOOSE if config.orientation == "loose" else 0.0,
+            fixed=config.orientation == "fixed", depth=sim.DEPTH, verbose=False)
         estimates = {}
         for kind, method in INVERSE_METHOD_NAMES.items():
             estimates[kind] = self._hemisphere_estimate(
@@ -306,17 +295,7 @@ class SimulationModel:
         done("inverse")
 
         stage("saving")
-        mne.write_source_spaces(files["src"], self.head_model.src, overwrite=True, verbose=False)
-        with warnings.catch_warnings():
-            # MNE warns that it stores the free orientation; meg_unet.io.read_forward redoes
-            # the orientation choice after reading.
-            warnings.filterwarnings("ignore", message="This forward solution is based on")
-            mne.write_forward_solution(files["fwd"], fwd, overwrite=True, verbose=False)
-        noise_cov.save(files["cov"], overwrite=True, verbose=False)
-        mne.minimum_norm.write_inverse_operator(files["inv"], inv, overwrite=True, verbose=False)
-        raw.save(files["raw"], overwrite=True, verbose=False)
-        for kind, stc in estimates.items():
-            stc.save(files[kind], ftype="h5", overwrite=True, verbose=False)
+        _write_split_files(files, self.head_model.src, fwd, noise_cov, inv, raw, estimates)
         done("saving")
         bar.close()
 
@@ -324,11 +303,9 @@ class SimulationModel:
             split, seed, raw, activations, onsets, amplitudes, snr_targets, snr_reached,
             preprocessing, timings, timing,
         )
-        manifest["files"] = {
-            path.name: sha256sum(path)
-            for role, path in files.items()
-            if role != "manifest" and path.exists()
-        }
+        manifest["files"] = file_checksums(directory, [
+            path.name for role, path in files.items() if role != "manifest" and path.exists()
+        ])
         write_json(files["manifest"], manifest)
 
     def _hemisphere_estimate(self, data, raw):
@@ -351,10 +328,6 @@ class SimulationModel:
         config = self.config
         head = self.head_model
         window_reached = snr_reached["window"]
-        window_ratio = window_reached / snr_targets
-        dipole_ratio = np.concatenate(
-            [reached / target for reached, target in zip(snr_reached["dipoles"], snr_targets)]
-        )
         counts = np.array([len(rows) for rows in activations])
         durations = timing.get("window_durations", [len(self.setup.waveform)] * len(activations))
         manifest = {
@@ -385,25 +358,7 @@ class SimulationModel:
             # the SNR setting: a number, or [low, high] when each window drew its own target
             "snr_target": _jsonable_range(config.snr),
             "snr_target_label": config.snr_label,
-            "snr_reached": {
-                "definition": "whitened RMS signal / whitened RMS noise per activation, "
-                "before artifacts and filtering",
-                "mean": float(np.mean(window_reached)),
-                "median": float(np.median(window_reached)),
-                "min": float(np.min(window_reached)),
-                "max": float(np.max(window_reached)),
-                "ratio_to_target": {
-                    "definition": "per dipole: its own whitened RMS signal / the whitened RMS "
-                    "noise of its activation, divided by that activation's target SNR",
-                    **_summary(dipole_ratio),
-                },
-                "window_ratio_to_target": {
-                    "definition": "per activation: the SNR reached by the summed signal of "
-                    "its dipoles, divided by its target SNR (about sqrt(n_dipoles) for "
-                    "several dipoles)",
-                    **_summary(window_ratio),
-                },
-            },
+            "snr_reached": _snr_record(snr_reached, snr_targets),
             "n_dipoles": {
                 "setting": _jsonable_range(config.n_dipoles),
                 "counts": {str(k): int(np.sum(counts == k)) for k in np.unique(counts)},
@@ -432,6 +387,50 @@ class SimulationModel:
             # extended sources: each source's rows (the drawn vertex first) and area
             manifest["patches"] = timing["patches"]
         return manifest
+
+
+def _write_split_files(files, src, fwd, noise_cov, inv, raw, estimates):
+    """Save a simulated split's source space, forward, covariance, inverse, raw and estimates."""
+    import mne
+
+    mne.write_source_spaces(files["src"], src, overwrite=True, verbose=False)
+    with warnings.catch_warnings():
+        # MNE warns that it stores the free orientation; meg_unet.io.read_forward redoes the
+        # orientation choice after reading.
+        warnings.filterwarnings("ignore", message="This forward solution is based on")
+        mne.write_forward_solution(files["fwd"], fwd, overwrite=True, verbose=False)
+    noise_cov.save(files["cov"], overwrite=True, verbose=False)
+    mne.minimum_norm.write_inverse_operator(files["inv"], inv, overwrite=True, verbose=False)
+    raw.save(files["raw"], overwrite=True, verbose=False)
+    for kind, stc in estimates.items():
+        stc.save(files[kind], ftype="h5", overwrite=True, verbose=False)
+
+
+def _snr_record(snr_reached, snr_targets):
+    """The manifest's summary of the SNR each activation and each dipole reached."""
+    window_reached = snr_reached["window"]
+    dipole_ratio = np.concatenate(
+        [reached / target for reached, target in zip(snr_reached["dipoles"], snr_targets)]
+    )
+    return {
+        "definition": "whitened RMS signal / whitened RMS noise per activation, "
+        "before artifacts and filtering",
+        "mean": float(np.mean(window_reached)),
+        "median": float(np.median(window_reached)),
+        "min": float(np.min(window_reached)),
+        "max": float(np.max(window_reached)),
+        "ratio_to_target": {
+            "definition": "per dipole: its own whitened RMS signal / the whitened RMS "
+            "noise of its activation, divided by that activation's target SNR",
+            **_summary(dipole_ratio),
+        },
+        "window_ratio_to_target": {
+            "definition": "per activation: the SNR reached by the summed signal of "
+            "its dipoles, divided by its target SNR (about sqrt(n_dipoles) for "
+            "several dipoles)",
+            **_summary(window_reached / snr_targets),
+        },
+    }
 
 
 def _summary(values):

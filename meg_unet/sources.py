@@ -11,50 +11,44 @@ wants a short answer instead: which sources, where, when and how strong.  This m
 2. **Events** (:func:`join_events`): peaks that follow one another in time on the same vertex
    or on mesh neighbours, with at most ``max_gap`` samples between them, form one event
    (vertex of its highest probability, onset, offset, peak sample, probability).
-3. **Refit** (:func:`refit_sources`): the whitened sensor data are fitted by least squares with
-   the gain columns of the events' vertices and their mesh neighbours, each event's source on
-   its own samples, overlapping events together.  Candidates enter greedily, the one that
-   explains most of the remaining data first (an orthogonal matching pursuit restricted to
-   the network's candidates); then the weakest is dropped while one explains less than an
-   information criterion asks of noise (:data:`PENALTY`): a candidate that does not explain
-   data is a ghost.  The fit gives moments (A m) and the share of the data it explains.
+3. **Refit** (:func:`meg_unet.refit.refit_sources`): the whitened sensor data are fitted by
+   least squares with the gain columns of the events' vertices and their mesh neighbours, each
+   event's source on its own samples, overlapping events together.  Candidates enter greedily,
+   the one that explains most of the remaining data first (an orthogonal matching pursuit
+   restricted to the network's candidates); then the weakest is dropped while one explains less
+   than an information criterion asks of noise (:data:`meg_unet.refit.PENALTY`): a candidate
+   that does not explain data is a ghost.  The fit gives moments (A m) and the share of the
+   data it explains.
 
 The same pursuit over *every* vertex of the source space is the greedy sparse solver the
-network is compared with (:func:`matching_pursuit`): the network's job in this path is to say
-where and when to look, which makes the fit cheaper and, where the network is right, harder to
-fool by noise (``docs/sources.md`` has the measurements).
+network is compared with (:func:`meg_unet.refit.matching_pursuit`): the network's job in this
+path is to say where and when to look, which makes the fit cheaper and, where the network is
+right, harder to fool by noise (``docs/sources.md`` has the measurements).
 
 Whitening
-    :func:`inverse_gain` reads the whitened gain matrix back out of the inverse operator that
-    the network's inputs were computed with (its noise covariance, projectors and bad
-    channels), so that the noise of whitened data has unit variance per row and the
+    :func:`meg_unet.refit.inverse_gain` reads the whitened gain matrix back out of the inverse
+    operator that the network's inputs were computed with (its noise covariance, projectors and
+    bad channels), so that the noise of whitened data has unit variance per row and the
     information criterion can estimate it (the criterion takes the noise level from the
     residual: real and simulated recordings are often noisier than their covariance says).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
+
+from .refit import PENALTY, refit_sources
 
 __all__ = [
     "EVENT_COLUMNS",
-    "PENALTY",
-    "PURSUIT_PENALTY",
-    "SourceFit",
-    "WhitenedGain",
     "events_table",
     "extract_sources",
     "join_events",
     "match_sources",
-    "matching_pursuit",
     "mesh_peaks",
     "read_events",
-    "refit_sources",
     "sparse_estimate",
     "write_events",
-    "inverse_gain",
 ]
 
 #: Columns of the table of events (:func:`extract_sources`, ``<split>-events.tsv``).
@@ -63,14 +57,6 @@ EVENT_COLUMNS = (
     "amplitude_nam", "probability", "explained_variance",
 )
 
-#: Default price of a source in the refit of :func:`extract_sources` (:func:`refit_sources`),
-#: in multiples of the BIC's per moment, and in the matching pursuit over every vertex.  Each
-#: was chosen on the quick profile's validation splits (one source per window, and 2-5) as the
-#: best mean F1 of the two, the refit on whole splits as predict.py runs it, the pursuit on the
-#: activation windows it is given (``docs/sources.md``).  A lower price keeps ghosts next to
-#: single sources, a higher one loses sources among several.
-PENALTY = 24.0
-PURSUIT_PENALTY = 16.0
 
 _TIME_CHUNK = 4096  # samples per block of the peak search: bounds the edge x sample array
 
@@ -228,379 +214,6 @@ def join_events(peaks, probability, adjacency, max_gap=2):
 
 
 # --------------------------------------------------------------------------------------------
-# Whitened forward model
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class WhitenedGain:
-    """The forward model of the map's rows, whitened by the noise covariance.
-
-    Attributes
-    ----------
-    gain : ndarray, shape (n_whitened, n_rows * n_orient)
-        Whitened gain; row ``r``'s columns are ``r * n_orient : (r + 1) * n_orient`` (for
-        ``n_orient = 3``: two tangential orientations, then the cortical normal).
-    whitener : ndarray, shape (n_whitened, n_channels)
-        Whitens the data of ``ch_names``.
-    ch_names : list of str
-        The channels the whitener takes, in its order (good data channels of the forward).
-    n_orient : int
-        1 (fixed, normal to the cortex) or 3 (free orientation).
-    """
-
-    gain: np.ndarray
-    whitener: np.ndarray
-    ch_names: list
-    n_orient: int
-
-    def whiten(self, data, info_ch_names):
-        """Whiten sensor data whose rows are ``info_ch_names``."""
-        index = {name: i for i, name in enumerate(info_ch_names)}
-        return self.whitener @ np.asarray(data)[[index[name] for name in self.ch_names]]
-
-
-def inverse_gain(inv, vertices, n_orient=None, nave=1):
-    """The whitened gain of the map's rows, read back out of an inverse operator.
-
-    An MNE inverse operator holds the singular value decomposition of the whitened gain
-    weighted by the source covariance, ``U S V^T = W G R^(1/2)`` (:func:`mne.minimum_norm.
-    make_inverse_operator`), with the whitener ``W`` and the projector.  Undoing the weights
-    gives back the whitened gain ``W G`` exactly, so the refit needs nothing beyond the
-    operator that the network's inputs were computed with, for simulated splits and for
-    recordings alike.
-
-    Parameters
-    ----------
-    inv : mne.minimum_norm.InverseOperator
-        The inverse operator (as read from ``-inv.fif``; it is prepared here for one average).
-    vertices : list of array of int
-        ``[lh_vertno, rh_vertno]`` of the map's rows, in their order (one may be empty).
-    n_orient : 1 | 3 | None
-        1: the orientation normal to the cortex only; 3: free orientation (a loose or free
-        inverse only); None: the inverse's own (3 for loose or free, 1 for fixed).
-    nave : int
-        Trials averaged in the data (an evoked response's ``nave``): their noise is that much
-        smaller, and the whitening says so.
-
-    Returns
-    -------
-    whitened : WhitenedGain
-    """
-    import mne
-
-    own = 3 if inv["source_ori"] == mne.io.constants.FIFF.FIFFV_MNE_FREE_ORI else 1
-    n_orient = own if n_orient is None else n_orient
-    if n_orient not in (1, 3) or n_orient > own:
-        raise ValueError(
-            f"n_orient must be 1 or, for a loose or free inverse, 3; but got {n_orient!r} "
-            f"for an inverse with {own} orientation(s) per source"
-        )
-    prepared = mne.minimum_norm.prepare_inverse_operator(
-        inv, nave=nave, lambda2=1.0, method="MNE", verbose=False
-    )
-    fields = prepared["eigen_fields"]["data"].T  # (n_channels, k)
-    leads = prepared["eigen_leads"]["data"]  # (n_sources * own, k)
-    if prepared["eigen_leads_weighted"]:
-        raise ValueError("inverse operators with weighted eigen leads are not supported")
-    source_std = np.sqrt(prepared["source_cov"]["data"])
-    columns, offset = [], 0
-    for hemi_index, hemi_vertno in enumerate(vertices):
-        inv_vertno = np.asarray(prepared["src"][hemi_index]["vertno"])
-        hemi_vertno = np.asarray(hemi_vertno, dtype=np.int64)
-        position = np.searchsorted(inv_vertno, hemi_vertno)
-        if len(hemi_vertno) and (
-            np.any(position >= len(inv_vertno))
-            or not np.array_equal(inv_vertno[position], hemi_vertno)
-        ):
-            raise ValueError("the inverse operator lacks some of the map's vertices")
-        first = (offset + position) * own + (own - n_orient)  # the normal is the last
-        columns.append((first[:, np.newaxis] + np.arange(n_orient)).ravel())
-        offset += len(inv_vertno)
-    columns = np.concatenate(columns)
-    gain = (fields * prepared["sing"]) @ leads[columns].T / source_std[columns]
-    whitener = prepared["whitener"] @ prepared["proj"]
-    return WhitenedGain(gain, whitener, list(prepared["eigen_fields"]["col_names"]), n_orient)
-
-
-# --------------------------------------------------------------------------------------------
-# The refit: a matching pursuit over candidates
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class SourceFit:
-    """The least-squares fit of whitened data with a few sources, each over its own samples.
-
-    Attributes
-    ----------
-    rows : ndarray of int, shape (n_sources,)
-        Rows of the sources kept, in the order they entered.
-    groups : ndarray of int, shape (n_sources,)
-        The candidate group each came from.
-    moments : ndarray, shape (n_sources, n_orient, n_times)
-        Dipole moments (A m) per orientation; zero outside the source's group's span.
-    explained_variance : ndarray, shape (n_sources,)
-        ``1 - |residual|^2 / |data|^2`` of the whitened data within each source's span.
-    total_explained_variance : float
-        The same over all samples.
-    unique : ndarray, shape (n_sources,)
-        What each source alone explains: how much the squared residual would grow without it.
-    """
-
-    rows: np.ndarray
-    groups: np.ndarray
-    moments: np.ndarray
-    explained_variance: np.ndarray
-    total_explained_variance: float
-    unique: np.ndarray
-
-    @property
-    def amplitudes(self):
-        """Amplitude per source and sample: signed for one orientation, else the norm."""
-        if self.moments.shape[1] == 1:
-            return self.moments[:, 0]
-        return np.linalg.norm(self.moments, axis=1)
-
-
-def _explained(data, fitted_columns):
-    """Squared norm of ``data`` explained by the span of each candidate's columns.
-
-    ``fitted_columns`` is (n_whitened, n_candidates, n_orient), already orthogonal to the
-    sources kept so far; ``data`` is the residual.
-    """
-    n_whitened, n_candidates, n_orient = fitted_columns.shape
-    if n_orient == 1:
-        columns = fitted_columns[:, :, 0]
-        norms = np.linalg.norm(columns, axis=0)
-        # a candidate whose column the kept sources already span explains nothing new
-        usable = norms > 1e-9 * max(float(norms.max(initial=0.0)), 1e-300)
-        projections = (columns[:, usable] / norms[usable]).T @ data
-        explained = np.zeros(n_candidates)
-        explained[usable] = np.einsum("kt,kt->k", projections, projections)
-        return explained
-    q, r = np.linalg.qr(fitted_columns.transpose(1, 0, 2))  # batched over candidates
-    scale = np.abs(np.diagonal(r, axis1=1, axis2=2))
-    usable = scale > 1e-9 * max(float(scale.max(initial=0.0)), 1e-300)
-    projections = np.matmul(q.transpose(0, 2, 1), data) * usable[:, :, np.newaxis]
-    return np.einsum("kot,kot->k", projections, projections)
-
-
-def _orthonormal(basis, new):
-    """Extend an orthonormal basis by the part of ``new`` (n_whitened, m) outside it."""
-    new = new - basis @ (basis.T @ new)
-    q, r = np.linalg.qr(new)
-    keep = np.abs(np.diag(r)) > 1e-12 * max(float(np.abs(r).max(initial=0.0)), 1e-300)
-    return np.hstack([basis, q[:, keep]])
-
-
-def _check_spans(spans, n_groups, n_times):
-    if spans is None:
-        return np.zeros(n_groups, dtype=np.int64), np.full(n_groups, n_times, dtype=np.int64)
-    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-    if len(spans) != n_groups:
-        raise ValueError(f"{len(spans)} spans for {n_groups} groups")
-    if np.any(spans[:, 0] < 0) or np.any(spans[:, 1] > n_times) or np.any(
-            spans[:, 1] <= spans[:, 0]):
-        raise ValueError(f"spans must lie within 0:{n_times} and not be empty")
-    return spans[:, 0], spans[:, 1]
-
-
-def refit_sources(data, gain, groups, n_orient=1, penalty=PENALTY, spans=None,
-                  max_sources=None, noise_variance=None):
-    """Fit whitened data with at most one source per candidate group, greedily.
-
-    Forward, the candidate that explains most of what is left enters first (an orthogonal
-    matching pursuit), while the plain Bayesian information criterion says it explains data.
-    Backward, each source is judged by what the others cannot explain without it, against the
-    noise variance that the whole fit leaves, and the weakest is dropped while one costs more
-    than it explains (``penalty``).  Judging in two passes matters with several sources: in the forward pass the
-    first one is measured against the others' signal as if it were noise.  Each group's source
-    is active only within the group's span of samples.
-
-    Parameters
-    ----------
-    data : ndarray, shape (n_whitened, n_times)
-        Whitened sensor data (unit noise variance per row).
-    gain : ndarray, shape (n_whitened, n_rows * n_orient)
-        Whitened gain (:func:`inverse_gain`).
-    groups : sequence of sequence of int
-        Candidate rows, one group per event (its vertices and their mesh neighbours); one group
-        per row gives a plain matching pursuit (:func:`matching_pursuit`).
-    n_orient : 1 | 3
-        Columns of ``gain`` per row.
-    penalty : float
-        What a source must pay for, in multiples of the Bayesian information criterion's
-        ``log(n)`` per parameter it adds (``n_orient`` moments per sample of its span; ``n``
-        the number of values in ``data``): 1 is the BIC itself (see :data:`PENALTY`).
-    spans : sequence of (start, stop) | None
-        Samples ``start:stop`` of each group's source; None: every sample.
-    max_sources : int | None
-        Stop after this many sources.
-    noise_variance : float | None
-        Variance of the whitened noise in the backward pass.  None estimates it from the
-        residual of the whole fit (and the forward pass always scores a candidate by
-        ``n log(RSS before / RSS after)``, the criterion with the variance unknown).  Whitened
-        data whose noise is louder than the noise covariance says (on the quick profile's test
-        split, a median of 2.3 times: other noise kinds and levels, artifact residues) would
-        otherwise let noise pass for sources.
-
-    Returns
-    -------
-    fit : SourceFit
-    """
-    data = np.asarray(data, dtype=np.float64)
-    gain = np.asarray(gain, dtype=np.float64)
-    if data.ndim != 2 or gain.ndim != 2 or gain.shape[0] != data.shape[0]:
-        raise ValueError(
-            f"data {data.shape} and gain {gain.shape} must be 2-D with the same rows"
-        )
-    if gain.shape[1] % n_orient:
-        raise ValueError(f"gain has {gain.shape[1]} columns, not a multiple of {n_orient}")
-    n_whitened, n_times = data.shape
-    if not penalty >= 0:
-        raise ValueError(f"penalty must be >= 0, but got {penalty!r}")
-    starts, stops = _check_spans(spans, len(groups), n_times)
-    group_of = np.concatenate(
-        [np.full(len(g), k) for k, g in enumerate(groups)] or [np.zeros(0, int)]
-    ).astype(np.int64)
-    rows = np.concatenate(
-        [np.asarray(g, dtype=np.int64) for g in groups] or [np.zeros(0, int)]
-    )
-    # the BIC's price of each group's source: log(n) per moment; the backward pass asks
-    # ``penalty`` times it, the forward pass at most once it
-    bic = np.log(max(n_whitened * n_times, 2)) * n_orient * (stops - starts)
-    columns = gain.reshape(n_whitened, -1, n_orient)  # (w, rows, orient)
-    # elementary intervals: within each, every group's source is either on or off
-    bounds = np.unique(np.concatenate([[0, n_times], starts, stops]))
-    intervals = list(zip(bounds[:-1], bounds[1:]))
-    inside = [(starts[group_of] <= a) & (stops[group_of] >= b) for a, b in intervals]
-    bases = [np.zeros((n_whitened, 0)) for _ in intervals]
-    residual = data.copy()
-    alive = np.ones(len(rows), dtype=bool)
-    kept = []  # (row, group)
-    limit = len(groups) if max_sources is None else int(max_sources)
-    # forward: add candidates while the plain BIC (variance unknown) says they explain data;
-    # what each candidate explains is kept per interval and redone only where a source entered
-    entry_cost = min(float(penalty), 1.0) * bic[group_of]
-    interval_gain = np.zeros((len(intervals), len(rows)))
-
-    def refresh(i):
-        a, b = intervals[i]
-        interval_gain[i] = 0.0
-        index = np.flatnonzero(alive & inside[i])
-        if len(index):
-            block = columns[:, rows[index]].reshape(n_whitened, -1)  # (w, k * orient)
-            block = block - bases[i] @ (bases[i].T @ block)
-            interval_gain[i, index] = _explained(
-                residual[:, a:b], block.reshape(n_whitened, len(index), n_orient))
-
-    for i in range(len(intervals)):
-        refresh(i)
-    while alive.any() and len(kept) < limit:
-        gained = interval_gain.sum(axis=0)
-        rss = max(float(np.sum(residual**2)), 1e-300)
-        score = data.size * np.log(rss / np.maximum(rss - gained, 1e-300 * rss))
-        net = np.where(alive, score - entry_cost, -np.inf)
-        best = int(np.argmax(net))
-        if not net[best] > 0:
-            break
-        row, group = int(rows[best]), int(group_of[best])
-        kept.append((row, group))
-        # one source per group; a row taken leaves every group it is in
-        alive &= (group_of != group) & (rows != row)
-        for i, (a, b) in enumerate(intervals):
-            if starts[group] <= a and b <= stops[group]:
-                bases[i] = _orthonormal(bases[i], columns[:, row])
-                residual[:, a:b] = data[:, a:b] - bases[i] @ (bases[i].T @ data[:, a:b])
-                refresh(i)
-
-    def fit_interval(i, chosen):
-        """Least squares of one interval: each source's moments and unique contribution
-        (what the residual would grow by without it), and the squared residual."""
-        a, b = intervals[i]
-        on = [key for key in chosen if starts[key[1]] <= a and b <= stops[key[1]]]
-        if not on:
-            return {}, {}, float(np.sum(data[:, a:b] ** 2))
-        selected = columns[:, [r for r, _ in on]].reshape(n_whitened, -1)
-        inverse_gram = np.linalg.pinv(selected.T @ selected)
-        solution = inverse_gram @ (selected.T @ data[:, a:b])
-        left = data[:, a:b] - selected @ solution
-        unique, moments = {}, {}
-        for k, key in enumerate(on):
-            # leaving a block of columns out of a least-squares fit raises the residual by
-            # beta^T (inverse Gram block)^-1 beta, summed over the samples
-            block = slice(k * n_orient, (k + 1) * n_orient)
-            beta = solution[block]
-            unique[key] = float(np.sum(beta * np.linalg.solve(
-                inverse_gram[block, block] + 1e-300 * np.eye(n_orient), beta)))
-            moments[key] = beta
-        return unique, moments, float(np.sum(left**2))
-
-    # backward: judge each source by what the others cannot explain without it, against the
-    # noise left by the whole fit, and drop the weakest while one does not pay its way; only
-    # the intervals of a dropped source are fitted again
-    group_cost = float(penalty) * bic
-    fits = [fit_interval(i, kept) for i in range(len(intervals))]
-    unique = dict.fromkeys(kept, 0.0)
-    for interval_unique, _, _ in fits:
-        for key, value in interval_unique.items():
-            unique[key] += value
-    while kept:
-        rss = sum(f[2] for f in fits)
-        n_parameters = sum(n_orient * (stops[g] - starts[g]) for _, g in kept)
-        variance = noise_variance if noise_variance is not None else max(
-            rss / max(data.size - n_parameters, 1), 1e-300)
-        nets = [unique[key] / variance - group_cost[key[1]] for key in kept]
-        worst = int(np.argmin(nets))
-        if nets[worst] > 0:
-            break
-        dropped = kept.pop(worst)
-        del unique[dropped]
-        for i, (a, b) in enumerate(intervals):
-            if starts[dropped[1]] <= a and b <= stops[dropped[1]]:
-                for key, value in fits[i][0].items():
-                    if key != dropped:
-                        unique[key] -= value
-                fits[i] = fit_interval(i, kept)
-                for key, value in fits[i][0].items():
-                    unique[key] += value
-    moments = np.zeros((len(kept), n_orient, n_times))
-    residual = data.copy()
-    for i, (a, b) in enumerate(intervals):
-        if fits[i][1]:
-            on = list(fits[i][1])
-            for key in on:
-                moments[kept.index(key), :, a:b] = fits[i][1][key]
-            selected = columns[:, [r for r, _ in on]].reshape(n_whitened, -1)
-            residual[:, a:b] -= selected @ np.concatenate([fits[i][1][key] for key in on])
-    unique = np.array([unique[key] for key in kept])
-    kept_rows = np.asarray([r for r, _ in kept], dtype=np.int64)
-    kept_groups = np.asarray([g for _, g in kept], dtype=np.int64)
-
-    def explained(columns_of):
-        total = float(np.sum(data[:, columns_of] ** 2))
-        return 1.0 - float(np.sum(residual[:, columns_of] ** 2)) / total if total > 0 else 0.0
-
-    per_source = np.array([explained(slice(starts[g], stops[g])) for g in kept_groups])
-    return SourceFit(kept_rows, kept_groups, moments, per_source, explained(slice(None)),
-                     unique)
-
-
-def matching_pursuit(data, gain, n_orient=1, penalty=PURSUIT_PENALTY, max_sources=None,
-                     noise_variance=None):
-    """Simultaneous orthogonal matching pursuit over every row: the greedy sparse solver.
-
-    :func:`refit_sources` with each row its own candidate group, so that it differs from the
-    network's refit only in where it looks.  Parameters and result as there.
-    """
-    n_rows = np.asarray(gain).shape[1] // n_orient
-    return refit_sources(data, gain, [[row] for row in range(n_rows)], n_orient=n_orient,
-                         penalty=penalty, max_sources=max_sources,
-                         noise_variance=noise_variance)
-
-
-# --------------------------------------------------------------------------------------------
 # The whole path
 # --------------------------------------------------------------------------------------------
 
@@ -637,11 +250,11 @@ def extract_sources(probability, whitened_data, gain, adjacency, threshold, n_or
     probability : array-like, shape (n_vertices, n_times)
         The calibrated probability of "active".
     whitened_data : ndarray, shape (n_whitened, n_times) | callable
-        The same samples' whitened sensor data (:meth:`WhitenedGain.whiten`), or a function
-        ``(start, stop) -> ndarray`` that returns them for samples ``start:stop`` (so that a
-        long recording is read only where there are events).
+        The same samples' whitened sensor data (:meth:`meg_unet.refit.WhitenedGain.whiten`),
+        or a function ``(start, stop) -> ndarray`` that returns them for samples
+        ``start:stop`` (so that a long recording is read only where there are events).
     gain : ndarray, shape (n_whitened, n_vertices * n_orient)
-        Whitened gain of the map's rows (:func:`inverse_gain`).
+        Whitened gain of the map's rows (:func:`meg_unet.refit.inverse_gain`).
     adjacency : scipy sparse array, shape (n_vertices, n_vertices)
         Mesh adjacency of the rows.
     threshold : float
@@ -659,7 +272,7 @@ def extract_sources(probability, whitened_data, gain, adjacency, threshold, n_or
         Samples an event's fit covers at least (centred on the event): a ghost event of a few
         samples would otherwise be fitted to a transient of the noise there.
     penalty, noise_variance : float
-        The refit's criterion (:func:`refit_sources`).
+        The refit's criterion (:func:`meg_unet.refit.refit_sources`).
     fit_over : "event" | "segment"
         The samples each candidate's moment is fitted on: its own event's (with ``pad`` and
         ``min_span``), or the whole stretch of overlapping events it belongs to.  On whole

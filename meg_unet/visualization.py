@@ -8,10 +8,7 @@ global backend), so they render headless and never accumulate in a pyplot figure
 :func:`make_figures` reads a :class:`~meg_unet.config.Config`: it finds a run's files, draws
 everything and writes ``RESULTS_DIR/<run>/figures/``.
 
-Heatmaps are drawn by a small orthographic renderer of our own (triangles projected to 2D,
-back faces culled, painted far to near, Lambert-shaded), onto ordinary 2D axes. It renders
-fsaverage5 (20480 triangles per hemisphere) in well under a second per panel and the brain
-fills its panel, which :mod:`mpl_toolkits.mplot3d` axes do not allow.
+Heatmaps are painted on the cortex by :mod:`meg_unet.cortex`.
 
 Colour map of the heatmaps: ``'inferno'`` by default, the perceptually uniform relative of the
 thesis's ``'hot'`` (both run black - red - yellow, dark = low = better for DLE, SD and OA).
@@ -25,20 +22,25 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .constants import HEMISPHERE_NAMES
-from .io import atomic_path, read_history
+from .cortex import (
+    GYRUS_GREY,
+    VIEWS,
+    carry_to_mesh,
+    draw_surface,
+    load_surface,
+    nearest_source,
+)
+from .io import Stage, atomic_path, file_checksums, read_history
 from .tables import metric_label, method_display_name, order_methods, read_metrics
 
 __all__ = [
     "HEATMAP_METRICS",
-    "CorticalSurface",
-    "load_surface",
     "plot_sources",
     "make_figures",
     "method_colors",
@@ -48,7 +50,6 @@ __all__ = [
     "plot_multi_dipole_dle",
     "plot_training_curves",
     "save_figure",
-    "values_on_surface",
 ]
 
 logger = logging.getLogger("meg_unet")
@@ -61,22 +62,6 @@ DPI = 150
 
 _HEMIS = HEMISPHERE_NAMES
 _HEMI_NAMES = {"lh": "left hemisphere", "rh": "right hemisphere"}
-_VIEWS = ("lateral", "medial")
-# Camera direction (from the brain towards the viewer) and the screen's rightward axis, per
-# (hemisphere, view); up is +z (superior). Lateral right and medial left views show anterior
-# to the right, as PySurfer does.
-_CAMERAS = {
-    ("rh", "lateral"): ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
-    ("rh", "medial"): ((-1.0, 0.0, 0.0), (0.0, -1.0, 0.0)),
-    ("lh", "lateral"): ((-1.0, 0.0, 0.0), (0.0, -1.0, 0.0)),
-    ("lh", "medial"): ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
-}
-# Grey levels of vertices without data: gyri lighter, sulci darker (as in PySurfer).
-_GYRUS_GREY = 0.82
-_SULCUS_GREY = 0.62
-# Light from the camera and somewhat above: ambient part and diffuse part of the shading.
-_AMBIENT = 0.5
-_DIFFUSE = 0.5
 _SENSOR_NAMES = {"meg": "MEG", "meg+eeg": "MEG+EEG"}
 
 
@@ -225,254 +210,6 @@ def method_colors(methods):
 
 
 # ---------------------------------------------------------------------------------------------
-# Cortical surfaces
-
-
-@dataclass(frozen=True)
-class CorticalSurface:
-    """One hemisphere's inflated surface, with what the heatmaps need.
-
-    Attributes
-    ----------
-    hemi : ``'lh'`` | ``'rh'``
-        The hemisphere.
-    inflated : ndarray, shape (n_vertices, 3)
-        Inflated vertex positions (mm); vertex ``i`` is source-space vertex number ``i``.
-    faces : ndarray of int, shape (n_faces, 3)
-        Triangles, counter-clockwise seen from outside.
-    sphere : ndarray, shape (n_vertices, 3)
-        Positions on the registration sphere, where "nearest source vertex" is measured.
-    sulc : ndarray, shape (n_vertices,)
-        Sulcal depth (positive in sulci), for the grey background; zeros when unknown.
-    """
-
-    hemi: str
-    inflated: np.ndarray
-    faces: np.ndarray
-    sphere: np.ndarray
-    sulc: np.ndarray
-
-    @property
-    def n_vertices(self):
-        """Number of vertices of the mesh."""
-        return len(self.inflated)
-
-
-def _nilearn_fsaverage5_dir():
-    import nilearn
-
-    return Path(nilearn.__file__).parent / "datasets" / "data" / "fsaverage5"
-
-
-def load_surface(hemi, head_model="fsaverage", subjects_dir=None, subject=None):
-    """Read one hemisphere's inflated surface, sphere and sulcal depth.
-
-    Parameters
-    ----------
-    hemi : ``'lh'`` | ``'rh'``
-        The hemisphere.
-    head_model : ``'fsaverage'`` | ``'sample'`` | ``'custom'``
-        ``'fsaverage'`` reads nilearn's fsaverage5 meshes (``infl_*``, ``sphere_*``,
-        ``sulc_*``; ico5, 10242 vertices; the vertex numbers of every fsaverage source space of
-        meg_unet index them). The others read FreeSurfer's ``surf/{lh,rh}.inflated``,
-        ``.sphere`` and ``.sulc`` of ``subject`` in ``subjects_dir``.
-    subjects_dir : path-like | None
-        FreeSurfer subjects folder; for ``'sample'`` None means the MNE sample data set's.
-    subject : str | None
-        The subject; for ``'sample'`` None means ``"sample"``.
-
-    Returns
-    -------
-    surface : CorticalSurface
-        The surface.
-
-    Raises
-    ------
-    FileNotFoundError
-        If a surface file is missing (the message names it).
-    """
-    if hemi not in _HEMIS:
-        raise ValueError(
-            f"Invalid value for the 'hemi' parameter. Allowed values are 'lh' and 'rh', but got "
-            f"{hemi!r} instead."
-        )
-    if head_model == "fsaverage":
-        return _load_fsaverage5(hemi)
-    if head_model not in ("sample", "custom"):
-        raise ValueError(
-            "Invalid value for the 'head_model' parameter. Allowed values are 'fsaverage', "
-            f"'sample' and 'custom', but got {head_model!r} instead."
-        )
-    if head_model == "sample":
-        if subjects_dir is None:
-            from .headmodel.subject import default_sample_data_path
-
-            subjects_dir = default_sample_data_path() / "subjects"
-        subject = "sample" if subject is None else subject
-    if subjects_dir is None or subject is None:
-        raise ValueError("a 'custom' head model needs subjects_dir and subject")
-    return _load_freesurfer(hemi, Path(subjects_dir) / subject / "surf")
-
-
-def _load_fsaverage5(hemi):
-    import nibabel as nib
-
-    folder = _nilearn_fsaverage5_dir()
-    side = {"lh": "left", "rh": "right"}[hemi]
-    arrays = {}
-    for kind in ("infl", "sphere", "sulc"):
-        path = folder / f"{kind}_{side}.gii.gz"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: fsaverage5 surface file not found (nilearn)")
-        arrays[kind] = [np.asarray(a.data) for a in nib.load(path).darrays]
-    return CorticalSurface(
-        hemi=hemi,
-        inflated=arrays["infl"][0].astype(np.float64),
-        faces=arrays["infl"][1].astype(np.int64),
-        sphere=arrays["sphere"][0].astype(np.float64),
-        sulc=arrays["sulc"][0].astype(np.float64),
-    )
-
-
-def _load_freesurfer(hemi, surf_dir):
-    import nibabel as nib
-
-    inflated_path = surf_dir / f"{hemi}.inflated"
-    if not inflated_path.is_file():
-        raise FileNotFoundError(f"{inflated_path}: inflated surface not found")
-    inflated, faces = nib.freesurfer.read_geometry(str(inflated_path))
-    sphere_path = surf_dir / f"{hemi}.sphere"
-    # Without a sphere, nearness is measured on the inflated surface (nearly as good).
-    sphere = inflated
-    if sphere_path.is_file():
-        sphere = nib.freesurfer.read_geometry(str(sphere_path))[0]
-    sulc = np.zeros(len(inflated))
-    for name in ("sulc", "curv"):
-        path = surf_dir / f"{hemi}.{name}"
-        if path.is_file():
-            sulc = nib.freesurfer.read_morph_data(str(path))
-            break
-    return CorticalSurface(
-        hemi=hemi,
-        inflated=np.asarray(inflated, dtype=np.float64),
-        faces=np.asarray(faces, dtype=np.int64),
-        sphere=np.asarray(sphere, dtype=np.float64),
-        sulc=np.asarray(sulc, dtype=np.float64),
-    )
-
-
-def values_on_surface(surface, vertices, values, source_vertices=None):
-    """Carry values at source vertices to every vertex of a surface mesh.
-
-    Each mesh vertex takes the value of its nearest source vertex on the registration sphere
-    (the source vertex whose patch of cortex it belongs to). Mesh vertices whose nearest source
-    vertex has no value stay NaN (drawn grey).
-
-    Parameters
-    ----------
-    surface : CorticalSurface
-        The hemisphere's mesh.
-    vertices : array-like of int, shape (n,)
-        Vertex numbers that have a value (indices into the mesh).
-    values : array-like of float, shape (n,)
-        Their values.
-    source_vertices : array-like of int | None
-        All vertex numbers of the source space. None takes ``vertices`` only, so every mesh
-        vertex is painted with the value of the nearest vertex that has one.
-
-    Returns
-    -------
-    mesh_values : ndarray, shape (surface.n_vertices,)
-        Values per mesh vertex, NaN where there is no data.
-    """
-    nearest, sources = _nearest_source(surface, vertices, source_vertices)
-    return _carry(nearest, sources, vertices, values)
-
-
-def _carry(nearest, sources, vertices, values):
-    """Values per mesh vertex from values at some of the (sorted) ``sources``."""
-    by_source = np.full(len(sources), np.nan)
-    by_source[np.searchsorted(sources, np.asarray(vertices, dtype=np.int64))] = values
-    return by_source[nearest]
-
-
-def _nearest_source(surface, vertices, source_vertices):
-    """Index into ``sources`` (sorted vertex numbers) of each mesh vertex's nearest source."""
-    from scipy.spatial import cKDTree
-
-    vertices = np.asarray(vertices, dtype=np.int64)
-    extra = () if source_vertices is None else (np.asarray(source_vertices, dtype=np.int64),)
-    sources = np.unique(np.concatenate([vertices, *extra]))
-    if sources.size == 0:
-        raise ValueError("no vertex with a value to draw")
-    if sources[0] < 0 or sources[-1] >= surface.n_vertices:
-        raise ValueError(
-            f"vertex number {sources[-1] if sources[-1] >= 0 else sources[0]} is not on the "
-            f"{surface.hemi} surface ({surface.n_vertices} vertices): do metrics.csv, "
-            "HEAD_MODEL and HEMISPHERE belong together?"
-        )
-    _, nearest = cKDTree(surface.sphere[sources]).query(surface.sphere)
-    return nearest, sources
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering a surface onto 2D axes
-
-
-def _projection(surface, view):
-    """Screen coordinates (n, 2) and depth (n,) of the inflated vertices for one view."""
-    toward_viewer, right = (np.asarray(a) for a in _CAMERAS[(surface.hemi, view)])
-    up = np.array([0.0, 0.0, 1.0])
-    rr = surface.inflated - surface.inflated.mean(axis=0)
-    return np.column_stack([rr @ right, rr @ up]), rr @ toward_viewer
-
-
-def _face_normals(surface):
-    v = surface.inflated[surface.faces]
-    normals = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
-    # Outward normals whatever the file's winding: the signed volume must be positive.
-    if np.einsum("ij,ij->i", v[:, 0], np.cross(v[:, 1], v[:, 2])).sum() < 0:
-        normals = -normals
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-
-
-def _draw_surface(ax, surface, mesh_values, view, cmap, norm, rasterized=True):
-    """Paint per-vertex values (NaN: grey background) on one view of a surface."""
-    from matplotlib.collections import PolyCollection
-
-    xy, depth = _projection(surface, view)
-    toward_viewer = np.asarray(_CAMERAS[(surface.hemi, view)][0])
-    normals = _face_normals(surface)
-    facing = normals @ toward_viewer > 0  # back faces are hidden on a closed surface
-    faces = surface.faces[facing]
-    order = np.argsort(depth[faces].mean(axis=1))  # far to near: the painter's algorithm
-    faces = faces[order]
-
-    colors = np.empty((surface.n_vertices, 3))
-    blank = np.isnan(mesh_values)
-    grey = np.where(surface.sulc > 0, _SULCUS_GREY, _GYRUS_GREY)
-    colors[blank] = grey[blank, None]
-    if (~blank).any():
-        colors[~blank] = cmap(norm(mesh_values[~blank]))[:, :3]
-    light = toward_viewer + np.array([0.0, 0.0, 0.6])
-    light /= np.linalg.norm(light)
-    shade = _AMBIENT + _DIFFUSE * np.clip(normals[facing][order] @ light, 0, 1)
-    face_colors = np.clip(colors[faces].mean(axis=1) * shade[:, None], 0, 1)
-
-    collection = PolyCollection(
-        xy[faces],
-        facecolors=face_colors,
-        edgecolors=face_colors,  # edges in the face colour close the seams antialiasing leaves
-        linewidths=0.25,
-        rasterized=rasterized,
-    )
-    ax.add_collection(collection)
-    ax.set_aspect("equal")
-    ax.set_axis_off()
-    return xy
-
-
-# ---------------------------------------------------------------------------------------------
 # Figures
 
 
@@ -548,7 +285,6 @@ def plot_heatmaps(
     """
     import matplotlib
     from matplotlib.colors import Normalize
-    from matplotlib.patches import Patch
 
     means = per_vertex_means(df, metric, hemi=hemi)
     if means.empty:
@@ -567,7 +303,7 @@ def plot_heatmaps(
         vmin, vmax = vmin - 0.5, vmax + 0.5
     norm = Normalize(vmin=vmin, vmax=vmax)
 
-    rows = [(h, view) for h in hemis for view in _VIEWS]
+    rows = [(h, view) for h in hemis for view in VIEWS]
     # The inflated hemisphere is about 1.5 times as long as it is high. The figure is at least
     # 9 inches wide, so that the notes, colour bar and legend below the panels never collide.
     panel_w, panel_h = 3.0, 2.05
@@ -584,22 +320,8 @@ def plot_heatmaps(
         top=1 - top / fig_h, bottom=bottom / fig_h,
         wspace=0.02, hspace=0.04,
     )
-    any_blank = False
-    extents = []
-    axes = np.empty((len(rows), len(methods)), dtype=object)
-    for h in hemis:
-        sources = None if source_vertices is None else source_vertices.get(h)
-        of_hemi = means[means["hemi"] == h]
-        nearest, sources = _nearest_source(surfaces[h], of_hemi["vertex"].to_numpy(), sources)
-        for j, method in enumerate(methods):
-            part = of_hemi[of_hemi["method"] == method]
-            mesh_values = _carry(nearest, sources, part["vertex"], part["mean"])
-            any_blank |= bool(np.isnan(mesh_values).any())
-            for i, (row_hemi, view) in enumerate(rows):
-                if row_hemi == h:
-                    axes[i, j] = ax = fig.add_subplot(grid[i, j])
-                    xy = _draw_surface(ax, surfaces[h], mesh_values, view, cmap, norm)
-                    extents.append((xy.min(axis=0), xy.max(axis=0)))
+    axes, extents, any_blank = _heatmap_panels(fig, grid, rows, methods, means, surfaces,
+                                               source_vertices, cmap, norm)
     # One scale for all panels, so that the brains have the same size everywhere.
     low = np.min([e[0] for e in extents], axis=0)
     high = np.max([e[1] for e in extents], axis=0)
@@ -614,22 +336,59 @@ def plot_heatmaps(
         axes[i, 0].text(-0.03, 0.5, label, transform=axes[i, 0].transAxes, rotation=90,
                         ha="right", va="center", fontsize=11)
 
-    clipped_low = means["mean"].min() < vmin
-    clipped_high = means["mean"].max() > vmax
+    _heatmap_notes(fig, (fig_w, fig_h), means["mean"], norm, cmap, metric, hemis, any_blank)
+    if title:
+        fig.suptitle(title, fontsize=12, y=1 - 0.08 / fig_h, va="top")
+    if fname is not None:
+        save_figure(fig, fname, pdf=pdf)
+    return fig
+
+
+def _heatmap_panels(fig, grid, rows, methods, means, surfaces, source_vertices, cmap, norm):
+    """Draw one panel per (view, method) of the heatmaps.
+
+    Returns the axes, each panel's extent and whether some mesh vertex had no value.
+    """
+    hemis = list(dict.fromkeys(h for h, _ in rows))
+    any_blank = False
+    extents = []
+    axes = np.empty((len(rows), len(methods)), dtype=object)
+    for h in hemis:
+        sources = None if source_vertices is None else source_vertices.get(h)
+        of_hemi = means[means["hemi"] == h]
+        nearest, sources = nearest_source(surfaces[h], of_hemi["vertex"].to_numpy(), sources)
+        for j, method in enumerate(methods):
+            part = of_hemi[of_hemi["method"] == method]
+            mesh_values = carry_to_mesh(nearest, sources, part["vertex"], part["mean"])
+            any_blank |= bool(np.isnan(mesh_values).any())
+            for i, (row_hemi, view) in enumerate(rows):
+                if row_hemi == h:
+                    axes[i, j] = ax = fig.add_subplot(grid[i, j])
+                    xy = draw_surface(ax, surfaces[h], mesh_values, view, cmap, norm)
+                    extents.append((xy.min(axis=0), xy.max(axis=0)))
+    return axes, extents, any_blank
+
+
+def _heatmap_notes(fig, size, values, norm, cmap, metric, hemis, any_blank):
+    """The colour bar, the legend of grey patches and the orientation note of the heatmaps."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.patches import Patch
+
+    fig_w, fig_h = size
+    clipped_low = values.min() < norm.vmin
+    clipped_high = values.max() > norm.vmax
     extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
         (clipped_low, clipped_high), "both"
     )
     bar_w = min(4.5, fig_w - 5.0) / fig_w  # leaves room for the notes and the legend
     cax = fig.add_axes([0.5 - bar_w / 2, 0.5 / fig_h, bar_w, 0.16 / fig_h])
-    from matplotlib.cm import ScalarMappable
-
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, orientation="horizontal",
                        extend=extend)
     bar.set_label(f"{metric_label(metric)}, mean per true source vertex", fontsize=11)
     bar.ax.tick_params(labelsize=10)
     if any_blank:
         fig.legend(
-            handles=[Patch(facecolor=str(_GYRUS_GREY), edgecolor="0.4", label="no true source")],
+            handles=[Patch(facecolor=str(GYRUS_GREY), edgecolor="0.4", label="no true source")],
             loc="lower right", bbox_to_anchor=(1 - 0.1 / fig_w, 0.35 / fig_h),
             fontsize=10, frameon=False,
         )
@@ -640,11 +399,6 @@ def plot_heatmaps(
     }.get(tuple(hemis), "anterior: right in rh lateral\nand lh medial views")
     fig.text(0.1 / fig_w, 0.5 / fig_h, f"{hemi_text}, inflated\n{orientation}",
              fontsize=9, color="0.3", va="center")
-    if title:
-        fig.suptitle(title, fontsize=12, y=1 - 0.08 / fig_h, va="top")
-    if fname is not None:
-        save_figure(fig, fname, pdf=pdf)
-    return fig
 
 
 def plot_sources(surfaces, truth, estimate, *, source_vertices=None, cmap="viridis",
@@ -690,11 +444,11 @@ def plot_sources(surfaces, truth, estimate, *, source_vertices=None, cmap="virid
             vertices, moments = part.get(hemi, ((), ()))
             mesh_values = np.full(surfaces[hemi].n_vertices, np.nan)
             if len(vertices):
-                nearest, sources = _nearest_source(
+                nearest, sources = nearest_source(
                     surfaces[hemi], vertices, None if source_vertices is None
                     else source_vertices.get(hemi))
-                mesh_values = _carry(nearest, sources, vertices, moments)
-            _draw_surface(ax, surfaces[hemi], mesh_values, view, cmap, norm)
+                mesh_values = carry_to_mesh(nearest, sources, vertices, moments)
+            draw_surface(ax, surfaces[hemi], mesh_values, view, cmap, norm)
             ax.set_title(f"{label}: {hemi} {view} ({len(vertices)})", fontsize=8)
     bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes,
                        shrink=0.8)
@@ -1042,13 +796,6 @@ def _source_vertices(config, df):
     return None
 
 
-def _up_to_date(outputs, inputs):
-    if not all(p.is_file() for p in outputs):
-        return False
-    newest_input = max(p.stat().st_mtime for p in inputs)
-    return min(p.stat().st_mtime for p in outputs) >= newest_input
-
-
 def make_figures(config, pdf=False, overwrite=False, progress=True):
     """Draw every figure of a run into ``RESULTS_DIR/<run>/figures/``.
 
@@ -1060,8 +807,9 @@ def make_figures(config, pdf=False, overwrite=False, progress=True):
     (:func:`plot_multi_dipole_dle`). Heatmaps use the single-source rows when there are any,
     else all rows (a multi-source row counts for each of its true vertices).
 
-    A figure whose files are newer than its inputs is not drawn again unless ``overwrite``;
-    one whose inputs changed is redrawn (figures hold nothing but their inputs).
+    A figure is drawn again only when its inputs or its files changed since it was drawn, or
+    with ``overwrite``: ``manifests/figure-<name>.json`` records their checksums
+    (:class:`meg_unet.io.Stage`, as the head-model cache does).
 
     Parameters
     ----------
@@ -1094,7 +842,43 @@ def make_figures(config, pdf=False, overwrite=False, progress=True):
     out_dir = config.run_results_dir / "figures"
     if not metrics_path.is_file():
         raise FileNotFoundError(f"{metrics_path}: no metrics file (predict.py writes it)")
-    df = read_metrics(metrics_path)
+    tasks = _figure_tasks(config, read_metrics(metrics_path), metrics_path, history_path)
+    written = []
+    run_dir = config.run_results_dir
+    stale = []
+    for stem, inputs, draw in tasks:
+        inputs = dict(inputs=file_checksums(run_dir, [str(p.relative_to(run_dir)) for p in inputs]))
+        stages = [Stage(run_dir, f"figure-{stem}", inputs, [f"figures/{stem}{suffix}"
+                                                            for suffix in formats])
+                  for formats in ((".png", ".pdf"), (".png",))[:2 - pdf]]
+        # a figure drawn with its PDF is current for a run that asks for the PNG only
+        if overwrite or all(stage.problem() is not None for stage in stages):
+            stale.append((stem, draw, stages[-1]))
+    if len(stale) < len(tasks):
+        kept = sorted(set(t[0] for t in tasks) - set(t[0] for t in stale))
+        logger.info(
+            "kept %d figure(s) drawn from the same inputs in %s: %s (--overwrite redraws them)",
+            len(kept), out_dir, ", ".join(kept),
+        )
+    # Log lines go through tqdm, so that they do not break the progress bar.
+    with logging_redirect_tqdm(loggers=[logger]):
+        bar = tqdm(stale, desc="figures", unit="figure", disable=not progress or not stale)
+        for stem, draw, stage in bar:
+            start = time.perf_counter()
+            fig = draw()
+            if fig is None:
+                continue
+            stage.invalidate()
+            written += save_figure(fig, out_dir / f"{stem}.png", pdf=pdf)
+            stage.commit()
+            logger.info(
+                "wrote %s (%.1f s)", out_dir / f"{stem}.png", time.perf_counter() - start
+            )
+    return written
+
+
+def _figure_tasks(config, df, metrics_path, history_path):
+    """The figures a run's metrics and history allow: ``(file stem, inputs, drawing function)``."""
     n_sources = _n_sources(df)
     sensors = _SENSOR_NAMES.get(config.sensors, config.sensors)
     context = f"run {config.run_name}, SNR {config.snr_label}, {sensors}"
@@ -1143,32 +927,7 @@ def make_figures(config, pdf=False, overwrite=False, progress=True):
             ),
         ))
 
-    written = []
-    suffixes = (".png", ".pdf") if pdf else (".png",)
-    stale = []
-    for stem, inputs, draw in tasks:
-        outputs = [out_dir / f"{stem}{s}" for s in suffixes]
-        if overwrite or not _up_to_date(outputs, inputs):
-            stale.append((stem, draw))
-    if len(stale) < len(tasks):
-        kept = sorted(set(t[0] for t in tasks) - set(t[0] for t in stale))
-        logger.info(
-            "kept %d figure(s) newer than their inputs in %s: %s (--overwrite redraws them)",
-            len(kept), out_dir, ", ".join(kept),
-        )
-    # Log lines go through tqdm, so that they do not break the progress bar.
-    with logging_redirect_tqdm(loggers=[logger]):
-        bar = tqdm(stale, desc="figures", unit="figure", disable=not progress or not stale)
-        for stem, draw in bar:
-            start = time.perf_counter()
-            fig = draw()
-            if fig is None:
-                continue
-            written += save_figure(fig, out_dir / f"{stem}.png", pdf=pdf)
-            logger.info(
-                "wrote %s (%.1f s)", out_dir / f"{stem}.png", time.perf_counter() - start
-            )
-    return written
+    return tasks
 
 
 def _sources_drawer(config, context, seconds=1.0):

@@ -13,14 +13,10 @@ from meg_unet.baselines import (
     METHODS,
     SETTING_DOCS,
     SLOW_BASELINES,
-    SplitData,
-    activation_windows,
     apply_baseline,
     best_l2,
-    choose_windows,
     evaluate_baselines,
     lambda2_grid_search,
-    load_split,
     resolve_settings,
 )
 from meg_unet.config import validate_settings
@@ -28,6 +24,7 @@ from meg_unet.io import split_files
 from meg_unet.prediction import METRICS_COLUMNS, _read_hemisphere_rows, metrics_table
 from meg_unet.tiles import tile_layout
 from meg_unet.simulation import SimulationModel
+from meg_unet.split_data import SplitData, activation_windows, choose_windows, load_split
 
 #: Gamma-MAP stopped early: a third of the default's time on ico2, the same peaks here.
 FAST_GAMMA = {"tol": 1e-3, "maxit": 50}

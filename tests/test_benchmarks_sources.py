@@ -48,7 +48,7 @@ def test_a_source_found_at_a_neighbouring_source_is_no_ghost():
 
 
 def test_neighbour_rows_are_the_other_sources_with_signal_near_the_window():
-    from meg_unet.baselines import Window
+    from meg_unet.split_data import Window
 
     amplitudes = np.zeros((4, 100))
     amplitudes[0, 10:30] = 1.0  # the window's own source

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import meg_unet.config as config_module
 import parameters.network
+from meg_unet import schema
 from meg_unet.config import (
-    PARAMETER_MODULES,
-    PARAMETER_SCHEMA,
     SETTINGS,
     ConfigError,
     load_config,
@@ -25,6 +23,7 @@ from meg_unet.config import (
     validate_settings,
 )
 from meg_unet.network.training import check_compatible
+from meg_unet.schema import PARAMETER_MODULES, PARAMETER_SCHEMA
 from parameters import MODEL_ROLES, Interval, Role
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +110,7 @@ def test_a_parameter_without_a_role_is_refused(monkeypatch):
     monkeypatch.setattr(parameters.network, "EXAMPLE", 3, raising=False)
     monkeypatch.setitem(parameters.network.__annotations__, "EXAMPLE", int)
     with pytest.raises(TypeError, match="EXAMPLE needs one role"):
-        config_module._parameter_schema()
+        schema.read_schema()
 
 
 def test_a_default_of_the_wrong_type_is_refused(monkeypatch):
@@ -120,7 +119,7 @@ def test_a_default_of_the_wrong_type_is_refused(monkeypatch):
     monkeypatch.setattr(parameters.network, "EXAMPLE", "three", raising=False)
     monkeypatch.setitem(parameters.network.__annotations__, "EXAMPLE", Model[int])
     with pytest.raises(TypeError, match="the default of EXAMPLE must be an integer"):
-        config_module._parameter_schema()
+        schema.read_schema()
 
 
 @pytest.mark.parametrize("role", [Role.DATA, Role.MODEL, Role.TRAINING, Role.RESUMABLE])
@@ -131,7 +130,7 @@ def test_a_new_parameter_takes_one_declaration(monkeypatch, role):
     monkeypatch.setattr(parameters.network, "EXAMPLE", 3, raising=False)
     monkeypatch.setitem(parameters.network.__annotations__, "EXAMPLE",
                         Annotated[int, Interval(ge=1), role])
-    monkeypatch.setattr(config_module, "PARAMETER_SCHEMA", config_module._parameter_schema())
+    monkeypatch.setattr(schema, "PARAMETER_SCHEMA", schema.read_schema())
     base = validate_settings({"PROFILE": "tiny"})
     other = validate_settings({"PROFILE": "tiny", "PARAMETERS": {"network.EXAMPLE": 4}})
     assert base.network.EXAMPLE == 3 and other.network.EXAMPLE == 4

@@ -12,15 +12,10 @@ from _fake_splits import refresh_checksums, write_fake_run, write_fake_split
 from _settings import tiny_run_settings
 
 from meg_unet.config import ConfigError, validate_settings
-from meg_unet.data_provider import (
-    DataError,
-    DataProvider,
-    GeneratorDataProvider,
-    Preprocessing,
-    class_weights,
-)
-from meg_unet.errors import FileError
+from meg_unet.data_provider import DataProvider, GeneratorDataProvider, class_weights
+from meg_unet.errors import DataError, FileError
 from meg_unet.io import split_files
+from meg_unet.preprocessing import Preprocessing
 
 T_STEPS = 64  # the tiny profile's tile width
 

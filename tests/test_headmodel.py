@@ -274,7 +274,7 @@ def test_cache_round_trip(head_model_cache, head_model_ico3_meg):
     manifest = json.loads(next((root / "manifests").glob("model-fsaverage-ico3-meg-*")).read_text())
     assert manifest["mne_version"] == mne.__version__
     assert manifest["params"]["bem_ico"] == 3
-    assert all(len(meta["sha256"]) == 64 for meta in manifest["files"].values())
+    assert all(len(sha256) == 64 for sha256 in manifest["files"].values())
     assert not list(root.rglob(".tmp-*"))
 
 

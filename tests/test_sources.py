@@ -4,15 +4,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from meg_unet.sources import (
-    inverse_gain,
-    extract_sources,
-    join_events,
-    match_sources,
-    matching_pursuit,
-    mesh_peaks,
-    refit_sources,
-)
+from meg_unet.refit import inverse_gain, matching_pursuit, refit_sources
+from meg_unet.sources import extract_sources, join_events, match_sources, mesh_peaks
 
 
 def _chain(n):

@@ -14,18 +14,19 @@ from _fake_splits import write_fake_run
 from _settings import tiny_run_settings
 
 from meg_unet.config import validate_settings
-from meg_unet.data_provider import DataError, DataProvider
+from meg_unet.data_provider import DataProvider
+from meg_unet.errors import DataError
 from meg_unet.io import read_history
 from meg_unet.network import training
 from meg_unet.network.training import (
     WeightedCategoricalCrossentropy,
     compile_model,
     distribution_scope,
-    example_image,
     load_trained_model,
     pixel_error,
     train,
 )
+from meg_unet.network.callbacks import example_image
 from meg_unet.network.unet import build_unet
 
 import train_network  # the script at the repository root (pytest's pythonpath)

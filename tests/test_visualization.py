@@ -6,6 +6,7 @@ surfaces come straight from nilearn, so no head model is built.
 """
 
 import logging
+import os
 
 import matplotlib
 
@@ -17,6 +18,7 @@ import pytest
 from matplotlib.image import imread
 
 import visualize_predictions
+from meg_unet import cortex
 from meg_unet import visualization as viz
 from meg_unet.io import read_history
 from meg_unet.tables import read_metrics
@@ -32,7 +34,7 @@ def make_metrics(n_vertices=N_ICO3, skip_every=7, repeats=2, multi=True, seed=0)
     vary smoothly with the vertex's direction on the sphere, so heatmaps show a pattern.
     """
     rng = np.random.default_rng(seed)
-    sphere = viz.load_surface("rh").sphere[:n_vertices] / 100.0
+    sphere = cortex.load_surface("rh").sphere[:n_vertices] / 100.0
     scale = {"mne": 1.3, "dspm": 1.1, "sloreta": 1.0, "unet": 0.6}
     rows = []
     sample = 0
@@ -93,7 +95,7 @@ def metrics_df(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def surface_rh():
-    return viz.load_surface("rh")
+    return cortex.load_surface("rh")
 
 
 def _png_shape(path):
@@ -149,15 +151,15 @@ def test_per_vertex_means_against_synthetic_table(metrics_df):
 
 def test_values_on_surface_keep_blank_sources_grey(surface_rh):
     sources = np.arange(N_ICO3)
-    values = viz.values_on_surface(surface_rh, [0, 1], [2.0, 5.0], source_vertices=sources)
+    values = cortex.values_on_surface(surface_rh, [0, 1], [2.0, 5.0], source_vertices=sources)
     assert values.shape == (surface_rh.n_vertices,)
     # source vertices are mesh vertices of their own patch
     assert values[0] == 2.0 and values[1] == 5.0 and np.isnan(values[2])
     assert 0 < np.isfinite(values).sum() < 100
-    filled = viz.values_on_surface(surface_rh, [0, 1], [2.0, 5.0])
+    filled = cortex.values_on_surface(surface_rh, [0, 1], [2.0, 5.0])
     assert np.isfinite(filled).all()
     with pytest.raises(ValueError, match="not on the rh surface"):
-        viz.values_on_surface(surface_rh, [10242], [1.0])
+        cortex.values_on_surface(surface_rh, [10242], [1.0])
 
 
 def test_plot_heatmaps(metrics_df, surface_rh, tmp_path):
@@ -260,8 +262,23 @@ def test_script_end_to_end(tmp_path):
     before = (figures / "density.png").stat().st_mtime_ns
     assert visualize_predictions.main(["--config", str(config)]) == 0
     assert (figures / "density.png").stat().st_mtime_ns == before
-    assert visualize_predictions.main(["--config", str(config), "--overwrite"]) == 0
+    assert visualize_predictions.main(["--config", str(config), "--overwrite", "--pdf"]) == 0
     assert (figures / "density.png").stat().st_mtime_ns != before
+
+    # a changed input is redrawn even when its file time is older than the figure's (a copy
+    # that kept the time); so is a deleted figure; the others are kept
+    history = run_dir / "model" / "history.csv"
+    make_history(4).to_csv(history, index=False)
+    os.utime(history, ns=(0, 0))
+    (figures / "heatmap_sd.pdf").unlink()
+    drawn = {name: (figures / name).stat().st_mtime_ns
+             for name in expected if name != "heatmap_sd.pdf"}
+    assert visualize_predictions.main(["--config", str(config), "--pdf"]) == 0
+    redrawn = {name for name, ns in drawn.items() if (figures / name).stat().st_mtime_ns != ns}
+    assert redrawn == {"training_curves.png", "training_curves.pdf", "heatmap_sd.png"}
+    assert (figures / "heatmap_sd.pdf").is_file()
+    assert sorted(p.name for p in (run_dir / "manifests").iterdir()) == sorted(
+        f"figure-{stem}.json" for stem in stems)
 
 
 class _ListHandler(logging.Handler):

@@ -261,24 +261,7 @@ def build_subject(inputs, spacing, sensors, cache_dir, *, sfreq, n_jobs, overwri
     digest = hashlib.sha256(str(inputs["subjects_dir"]).encode()).hexdigest()[:8]
     root = Path(cache_dir).expanduser().resolve() / kind / f"{subject}-{digest}"
 
-    src_rel = f"src/{subject}-{spacing}-src.fif"
-    src_stage = Stage(
-        root,
-        f"src-{spacing}",
-        dict(spacing=spacing, surfaces={k: _stat_key(v) for k, v in inputs["surfaces"].items()}),
-        [src_rel],
-    )
-    if not src_stage.is_valid(overwrite=overwrite):
-        src_stage.invalidate()
-        src = mne.setup_source_space(
-            subject, spacing, subjects_dir=inputs["subjects_dir"], add_dist="patch",
-            n_jobs=n_jobs,
-        )
-        with atomic_path(src_stage.path(src_rel)) as tmp:
-            mne.write_source_spaces(tmp, src, overwrite=True, verbose=False)
-        src_stage.commit()
-    src = mne.read_source_spaces(src_stage.path(src_rel), verbose=False)
-
+    src_stage, src = _load_source_space(root, inputs, spacing, n_jobs, overwrite)
     bem, bem_key = _load_bem(root, inputs, sensors, overwrite)
     trans = _read_trans(inputs["trans"])
 
@@ -289,15 +272,9 @@ def build_subject(inputs, spacing, sensors, cache_dir, *, sfreq, n_jobs, overwri
         f"models/{tag}/{tag}-fwd.fif",
         f"models/{tag}/{tag}-src.fif",
     )
-    params = dict(
-        spacing=spacing,
-        sensors=sensors,
-        sfreq=float(sfreq),
-        src=src_stage.checksums(),
-        bem=bem_key,
-        trans=_stat_key(inputs["trans"]),
-        info=_stat_key(inputs["info"]),
-    )
+    params = dict(spacing=spacing, sensors=sensors, sfreq=float(sfreq),
+                  src=src_stage.checksums(), bem=bem_key, trans=_stat_key(inputs["trans"]),
+                  info=_stat_key(inputs["info"]))
     stage = Stage(root, f"model-{tag}", params, [info_rel, fwd_rel, src_used_rel])
     if not stage.is_valid(overwrite=overwrite):
         stage.invalidate()
@@ -326,22 +303,25 @@ def build_subject(inputs, spacing, sensors, cache_dir, *, sfreq, n_jobs, overwri
     src = mne.read_source_spaces(stage.path(src_used_rel), verbose=False)
     fwd_free, fwd_fixed = orient_forward(fwd)
     return HeadModel(
-        kind=kind,
-        subject=subject,
-        subjects_dir=inputs["subjects_dir"],
-        spacing=spacing,
-        sensors=sensors,
-        info=info,
-        src=src,
-        bem=bem,
-        trans=trans,
-        fwd_free=fwd_free,
-        fwd_fixed=fwd_fixed,
-        cache_path=stage.path(fwd_rel).parent,
-        params=dict(
-            sfreq=float(sfreq),
-            trans_file=str(inputs["trans"]),
-            bem_file=str(inputs["bem"]),
-            info_file=str(inputs["info"]),
-        ),
+        kind=kind, subject=subject, subjects_dir=inputs["subjects_dir"], spacing=spacing,
+        sensors=sensors, info=info, src=src, bem=bem, trans=trans, fwd_free=fwd_free,
+        fwd_fixed=fwd_fixed, cache_path=stage.path(fwd_rel).parent,
+        params=dict(sfreq=float(sfreq), trans_file=str(inputs["trans"]),
+                    bem_file=str(inputs["bem"]), info_file=str(inputs["info"])),
     )
+
+
+def _load_source_space(root, inputs, spacing, n_jobs, overwrite):
+    """Load (or build and cache) the subject's source space; return its stage and itself."""
+    rel = f"src/{inputs['subject']}-{spacing}-src.fif"
+    surfaces = {k: _stat_key(v) for k, v in inputs["surfaces"].items()}
+    stage = Stage(root, f"src-{spacing}", dict(spacing=spacing, surfaces=surfaces), [rel])
+    if not stage.is_valid(overwrite=overwrite):
+        stage.invalidate()
+        src = mne.setup_source_space(inputs["subject"], spacing,
+                                     subjects_dir=inputs["subjects_dir"], add_dist="patch",
+                                     n_jobs=n_jobs)
+        with atomic_path(stage.path(rel)) as tmp:
+            mne.write_source_spaces(tmp, src, overwrite=True, verbose=False)
+        stage.commit()
+    return stage, mne.read_source_spaces(stage.path(rel), verbose=False)

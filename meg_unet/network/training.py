@@ -45,8 +45,10 @@ from keras import ops
 from parameters import MODEL_ROLES, Role
 
 from ..config import settings_differences, settings_of_roles
-from ..data_provider import DataProvider, GeneratorDataProvider, Preprocessing, class_weights
+from ..data_provider import DataProvider, GeneratorDataProvider, class_weights
+from ..preprocessing import Preprocessing
 from ..io import read_history, read_json, read_with, write_json
+from . import callbacks
 from .unet import build_unet, mesh_row_order
 
 logger = logging.getLogger("meg_unet")
@@ -58,7 +60,6 @@ __all__ = [
     "compile_model",
     "distribution_scope",
     "join_hosts",
-    "example_image",
     "load_trained_model",
     "model_paths",
     "train",
@@ -413,154 +414,6 @@ def load_trained_model(model_dir, which="best", config=None):
 
 
 # --------------------------------------------------------------------------------------------
-# Callbacks
-# --------------------------------------------------------------------------------------------
-
-
-class _LearningRateLogger(keras.callbacks.Callback):
-    """Add the learning rate used during each epoch to its logs (history.csv, TensorBoard)."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._rate = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = self._rate
-
-
-class _TensorBoard(keras.callbacks.TensorBoard):
-    """TensorBoard that logs the epoch's learning rate from the logs.
-
-    Keras's own callback reads the optimizer's rate *after* the epoch, i.e. the next epoch's
-    after a decay step; :class:`_LearningRateLogger` already put the rate in use in the logs.
-    """
-
-    def _collect_learning_rate(self, logs):
-        return logs
-
-
-class _AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that writes beside the file and renames, so a crash leaves no half file."""
-
-    def __init__(self, filepath, **kwargs):
-        self._final = Path(filepath)
-        self._partial = self._final.with_name(".partial-" + self._final.name)
-        super().__init__(str(self._partial), **kwargs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if self._partial.exists():
-            os.replace(self._partial, self._final)
-
-
-class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping that starts from the best value and patience count of earlier epochs."""
-
-    def __init__(self, best=None, wait=0, **kwargs):
-        super().__init__(**kwargs)
-        self._initial_best = best
-        self._initial_wait = wait
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self.best = self._initial_best
-        self.wait = self._initial_wait
-
-
-class _SidecarWriter(keras.callbacks.Callback):
-    """Update model.json after every epoch (epochs completed, best validation loss)."""
-
-    def __init__(self, path, sidecar):
-        super().__init__()
-        self.path = path
-        self.sidecar = sidecar
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        self.sidecar["epochs_completed"] = epoch + 1
-        val_loss = logs.get("val_loss")
-        if val_loss is not None:
-            val_loss = float(val_loss)
-            self.sidecar["last_val_loss"] = val_loss
-            best = self.sidecar.get("best_val_loss")
-            if best is None or val_loss < best:
-                self.sidecar["best_val_loss"] = val_loss
-                self.sidecar["best_epoch"] = epoch
-        write_json(self.path, self.sidecar)
-
-    def on_train_end(self, logs=None):
-        stopped = getattr(self.model, "stop_training", False)
-        self.sidecar["stopped_early"] = bool(stopped)
-        write_json(self.path, self.sidecar)
-
-
-class _ExampleImageLogger(keras.callbacks.Callback):
-    """Log one validation tile per epoch to TensorBoard: input as RGB | truth | prediction."""
-
-    def __init__(self, log_dir, inputs, labels, n_classes):
-        super().__init__()
-        import tensorflow as tf
-
-        self._tf = tf
-        self._writer = tf.summary.create_file_writer(str(log_dir))
-        self.inputs = inputs
-        self.labels = labels
-        self.n_classes = n_classes
-
-    def on_epoch_end(self, epoch, logs=None):
-        probabilities = ops.convert_to_numpy(self.model(self.inputs[np.newaxis], training=False))
-        image = example_image(self.inputs, self.labels, probabilities[0], self.n_classes)
-        with self._writer.as_default():
-            self._tf.summary.image(
-                "validation example (input | truth | prediction)", image[np.newaxis], step=epoch
-            )
-        self._writer.flush()
-
-    def on_train_end(self, logs=None):
-        self._writer.close()
-
-
-def example_image(inputs, labels, probabilities, n_classes):
-    """Put a tile's input, truth and prediction side by side as one RGB image.
-
-    Parameters
-    ----------
-    inputs : ndarray, shape (n_vertices, t_steps, n_channels)
-        The network's input; the first three channels become red, green and blue (each
-        scaled to [0, 1] by its largest absolute value in the tile; missing ones are black).
-    labels : ndarray of int, shape (n_vertices, t_steps)
-        True classes.
-    probabilities : ndarray, shape (n_vertices, t_steps, n_classes)
-        The network's output.
-    n_classes : int
-        Classes; truth and prediction are shown as class / (n_classes - 1) in grey (the
-        prediction as the expected class under its probabilities).
-
-    Returns
-    -------
-    image : ndarray of uint8, shape (n_vertices, 3 * t_steps + 4, 3)
-        Input | truth | prediction, separated by white lines 2 pixels wide.
-    """
-    height, width = labels.shape
-    rgb = np.zeros((height, width, 3), dtype=np.float64)
-    for channel in range(min(3, inputs.shape[-1])):
-        data = np.abs(inputs[..., channel])
-        peak = data.max()
-        rgb[..., channel] = data / peak if peak > 0 else 0.0
-    truth = labels / (n_classes - 1)
-    expected = probabilities @ np.arange(n_classes) / (n_classes - 1)
-    separator = np.ones((height, 2, 3))
-    panels = [
-        rgb,
-        separator,
-        np.repeat(truth[..., np.newaxis], 3, axis=-1),
-        separator,
-        np.repeat(expected[..., np.newaxis], 3, axis=-1),
-    ]
-    return (np.clip(np.concatenate(panels, axis=1), 0, 1) * 255).round().astype(np.uint8)
-
-
-# --------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------
 
@@ -820,7 +673,7 @@ class _TrainingRun:
 def _fit(config, paths, run, model, best, wait, resume):
     """Fit ``model`` from ``run.initial_epoch`` on, writing checkpoints, history and logs."""
     write_json(paths["sidecar"], run.sidecar)
-    callbacks = _callbacks(config, paths, run.sidecar, run.valid_data, resume, best, wait)
+    chosen = _callbacks(config, paths, run.sidecar, run.valid_data, resume, best, wait)
     logger.info(
         "training a %d-level U-Net (%s parameters) on %s tiles %s for up to %d epochs of %d "
         "steps on %d device(s); writing %s (checkpoints, history.csv, model.json) and "
@@ -840,7 +693,7 @@ def _fit(config, paths, run, model, best, wait, resume):
         validation_data=run.valid_stream,
         epochs=config.network.EPOCHS,
         initial_epoch=run.initial_epoch,
-        callbacks=callbacks,
+        callbacks=chosen,
         shuffle=False,  # the stream shuffles, seeded; Keras would reorder batches unseeded
         verbose="auto",
     )
@@ -858,34 +711,34 @@ def _fit(config, paths, run, model, best, wait, resume):
 
 
 def _callbacks(config, paths, sidecar, valid_data, resume, best, wait):
-    callbacks = [
-        _LearningRateLogger(),
-        _AtomicModelCheckpoint(
+    chosen = [
+        callbacks.LearningRateLogger(),
+        callbacks.AtomicModelCheckpoint(
             paths["best"],
             monitor="val_loss",
             save_best_only=True,
             initial_value_threshold=best,
         ),
-        _AtomicModelCheckpoint(paths["last"], save_best_only=False),
+        callbacks.AtomicModelCheckpoint(paths["last"], save_best_only=False),
         keras.callbacks.CSVLogger(str(paths["history"]), append=resume),
-        _ResumableEarlyStopping(
+        callbacks.ResumableEarlyStopping(
             best=best,
             wait=wait,
             monitor="val_loss",
             patience=config.network.EARLY_STOPPING_PATIENCE,
         ),
-        _SidecarWriter(paths["sidecar"], sidecar),
+        callbacks.SidecarWriter(paths["sidecar"], sidecar),
     ]
     if importlib.util.find_spec("tensorflow") is not None:
-        callbacks.append(
-            _TensorBoard(log_dir=str(paths["logs"]), write_graph=False, profile_batch=0)
+        chosen.append(
+            callbacks.TensorBoard(log_dir=str(paths["logs"]), write_graph=False, profile_batch=0)
         )
         inputs, targets = valid_data.tile(0)
-        callbacks.append(
-            _ExampleImageLogger(
+        chosen.append(
+            callbacks.ExampleImageLogger(
                 paths["logs"] / "images", inputs, targets.argmax(axis=-1), valid_data.n_classes
             )
         )
     else:
         logger.info("TensorFlow is not installed: no TensorBoard logs")
-    return callbacks
+    return chosen

@@ -215,26 +215,8 @@ def build_unet(
         class probabilities (float32).
     """
     input_shape = tuple(input_shape)
-    if len(input_shape) != 3:
-        raise ValueError(
-            "Invalid value for the 'input_shape' parameter. It must be (height, width, "
-            f"n_channels), but got {input_shape!r} instead."
-        )
-    for dim_name, dim in zip(("height", "width", "n_channels"), input_shape):
-        check_int(dim, f"input_shape {dim_name}")
-    check_int(n_classes, "n_classes", 2)
-    check_int(n_levels, "n_levels")
-    check_int(filter_size, "filter_size")
-    check_int(root_features, "root_features")
-    check_int(pool_size, "pool_size", 2)
-    if not 0.0 <= dropout_rate < 1.0:
-        raise ValueError(
-            "Invalid value for the 'dropout_rate' parameter. It must be in [0, 1), but got "
-            f"{dropout_rate!r} instead."
-        )
-    if l1 < 0:
-        raise ValueError(f"Invalid value for the 'l1' parameter. It must be >= 0, but got {l1!r}.")
-
+    _check_arguments(input_shape, n_classes, n_levels, filter_size, root_features, pool_size,
+                     dropout_rate, l1)
     seeds = _Seeds(seed)
     layers = keras.layers
 
@@ -249,15 +231,10 @@ def build_unet(
 
     def conv_block(x, features, prefix):
         for i in (1, 2):
-            x = layers.Conv2D(
-                features,
-                filter_size,
-                padding="same",
-                use_bias=not batch_norm,  # batch normalization's offset replaces the bias
-                kernel_initializer=he_normal(),
-                kernel_regularizer=regularizer(),
-                name=f"{prefix}_conv{i}",
-            )(x)
+            # batch normalization's offset replaces the bias
+            x = layers.Conv2D(features, filter_size, padding="same", use_bias=not batch_norm,
+                              kernel_initializer=he_normal(), kernel_regularizer=regularizer(),
+                              name=f"{prefix}_conv{i}")(x)
             if batch_norm:
                 x = normalization(name=f"{prefix}_bn{i}")(x)
             x = layers.Activation("relu", name=f"{prefix}_relu{i}")(x)
@@ -288,25 +265,14 @@ def build_unet(
 
     for level in reversed(range(n_levels - 1)):
         x = layers.Conv2DTranspose(
-            root_features * 2**level,
-            pool_size,
-            strides=pool_size,
-            padding="same",
-            activation="relu",
-            kernel_initializer=he_normal(),
-            kernel_regularizer=regularizer(),
-            name=f"up{level}_transpose",
-        )(x)
+            root_features * 2**level, pool_size, strides=pool_size, padding="same",
+            activation="relu", kernel_initializer=he_normal(), kernel_regularizer=regularizer(),
+            name=f"up{level}_transpose")(x)
         x = layers.Concatenate(name=f"up{level}_concat")([skips[level], x])
         x = conv_block(x, root_features * 2**level, f"up{level}")
 
-    x = layers.Conv2D(
-        n_classes,
-        1,
-        kernel_initializer=he_normal(),
-        kernel_regularizer=regularizer(),
-        name="logits",
-    )(x)
+    x = layers.Conv2D(n_classes, 1, kernel_initializer=he_normal(),
+                      kernel_regularizer=regularizer(), name="logits")(x)
     if any(pad_h) or any(pad_w):
         x = layers.Cropping2D((pad_h, pad_w), name="crop")(x)
     if row_order is not None:
@@ -314,6 +280,30 @@ def build_unet(
     # float32 probabilities even under a mixed-precision policy.
     outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _check_arguments(input_shape, n_classes, n_levels, filter_size, root_features, pool_size,
+                     dropout_rate, l1):
+    """Refuse arguments of :func:`build_unet` that no network can be built with."""
+    if len(input_shape) != 3:
+        raise ValueError(
+            "Invalid value for the 'input_shape' parameter. It must be (height, width, "
+            f"n_channels), but got {input_shape!r} instead."
+        )
+    for dim_name, dim in zip(("height", "width", "n_channels"), input_shape):
+        check_int(dim, f"input_shape {dim_name}")
+    check_int(n_classes, "n_classes", 2)
+    for value, name in ((n_levels, "n_levels"), (filter_size, "filter_size"),
+                        (root_features, "root_features")):
+        check_int(value, name)
+    check_int(pool_size, "pool_size", 2)
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(
+            "Invalid value for the 'dropout_rate' parameter. It must be in [0, 1), but got "
+            f"{dropout_rate!r} instead."
+        )
+    if l1 < 0:
+        raise ValueError(f"Invalid value for the 'l1' parameter. It must be >= 0, but got {l1!r}.")
 
 
 def forward_flops(model):
