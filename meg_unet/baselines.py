@@ -3,7 +3,7 @@
 The U-Net's ``metrics.csv`` compares it with the split's saved MNE, dSPM and sLORETA estimates.
 This module adds the usual stronger inverse methods of MNE-Python, applied to the same simulated
 split, one activation window at a time, and scores them with exactly the code that writes
-``metrics.csv`` (:func:`meg_unet.prediction.metrics_table`), so that every method is compared on
+``metrics.csv`` (:func:`meg_unet.scoring.metrics_table`), so that every method is compared on
 the same samples and vertices::
 
     from meg_unet.baselines import evaluate_baselines
@@ -88,7 +88,7 @@ Windows and metrics
 -------------------
 An activation window is the ``samples_per_activation`` samples from one onset of the manifest,
 with its true rows (:func:`activation_windows`).  Each window's estimate is padded with
-``border`` zero columns on each side and scored by :func:`meg_unet.prediction.metrics_table`
+``border`` zero columns on each side and scored by :func:`meg_unet.scoring.metrics_table`
 with ``border`` (the run's ``network.BORDER``, 2): the first and last ``border`` rows
 (vertices) of the hemisphere are left out exactly as for the U-Net, and every sample of the
 window gets one row per method.  ``sample`` is the sample index in the split's raw, so rows of
@@ -567,11 +567,11 @@ def _window_metrics(data, windows, estimates):
     """The metrics.csv rows of ``estimates`` ({name: [window estimate, ...]}) on ``windows``.
 
     Each window's estimate is padded with ``border`` zero columns on each side and the padded
-    windows are laid side by side as tiles of one :func:`meg_unet.prediction.metrics_table`
+    windows are laid side by side as tiles of one :func:`meg_unet.scoring.metrics_table`
     call, whose ``border`` then leaves out exactly the padding columns and the hemisphere's
     edge rows; the samples are mapped back to the raw's sample indices.
     """
-    from .prediction import metrics_table
+    from .scoring import metrics_table
     from .tiles import tile_layout
 
     border = data.border
@@ -647,7 +647,7 @@ def evaluate_baselines(split_dir, methods=BASELINES, n_windows=None, seed=0, set
     -------
     metrics : pandas.DataFrame
         One row per (sample of an evaluated window, method) in the schema of ``metrics.csv``
-        (:data:`meg_unet.prediction.METRICS_COLUMNS`, plus ``hemi`` with HEMISPHERE =
+        (:data:`meg_unet.scoring.METRICS_COLUMNS`, plus ``hemi`` with HEMISPHERE =
         "both"), sorted by sample, then method in the order of ``methods``.
     timings : pandas.DataFrame
         Columns ``method`` (as in ``metrics``), ``window`` (the window's index, -1 for the

@@ -21,7 +21,8 @@ from meg_unet.baselines import (
 )
 from meg_unet.config import validate_settings
 from meg_unet.io import split_files
-from meg_unet.prediction import METRICS_COLUMNS, _read_hemisphere_rows, metrics_table
+from meg_unet.prediction import _read_hemisphere_rows
+from meg_unet.scoring import METRICS_COLUMNS, metrics_table
 from meg_unet.tiles import tile_layout
 from meg_unet.simulation import SimulationModel
 from meg_unet.split_data import SplitData, activation_windows, choose_windows, load_split

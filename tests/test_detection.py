@@ -156,7 +156,7 @@ def test_recall_on_strong_samples_only():
 
 
 def test_event_strength_by_hand():
-    from meg_unet.prediction import event_strength
+    from meg_unet.scoring import event_strength
 
     amplitudes = np.array([[0.0, 1.0, 2.0, 4.0, 0.0, -3.0, -1.5, 0.0]])
     strength = event_strength(amplitudes, amplitudes != 0)

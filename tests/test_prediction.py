@@ -16,7 +16,8 @@ from meg_unet.data_provider import DataProvider
 from meg_unet.calibration import apply_calibration
 from meg_unet.metrics import hemisphere_positions, mesh_adjacency
 from meg_unet.network.training import load_trained_model
-from meg_unet.prediction import MismatchError, metrics_table, predict_split
+from meg_unet.prediction import MismatchError, predict_split
+from meg_unet.scoring import metrics_table
 from meg_unet.recording import predict_recording
 from meg_unet.tiles import tile_layout
 from meg_unet.sources import read_events
