@@ -846,14 +846,16 @@ def make_figures(config, pdf=False, overwrite=False, progress=True):
     written = []
     run_dir = config.run_results_dir
     stale = []
+    # a figure drawn with its PDF is current for a run that asks for the PNG only
+    accepted = [(".png", ".pdf")] if pdf else [(".png", ".pdf"), (".png",)]
     for stem, inputs, draw in tasks:
-        inputs = dict(inputs=file_checksums(run_dir, [str(p.relative_to(run_dir)) for p in inputs]))
-        stages = [Stage(run_dir, f"figure-{stem}", inputs, [f"figures/{stem}{suffix}"
-                                                            for suffix in formats])
-                  for formats in ((".png", ".pdf"), (".png",))[:2 - pdf]]
-        # a figure drawn with its PDF is current for a run that asks for the PNG only
+        params = dict(inputs=file_checksums(run_dir, [str(p.relative_to(run_dir))
+                                                      for p in inputs]))
+        stages = [Stage(run_dir, f"figure-{stem}", params,
+                        [f"figures/{stem}{suffix}" for suffix in suffixes])
+                  for suffixes in accepted]
         if overwrite or all(stage.problem() is not None for stage in stages):
-            stale.append((stem, draw, stages[-1]))
+            stale.append((stem, draw, stages[-1]))  # the last: the formats asked for
     if len(stale) < len(tasks):
         kept = sorted(set(t[0] for t in tasks) - set(t[0] for t in stale))
         logger.info(
