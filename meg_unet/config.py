@@ -29,7 +29,7 @@ from parameters import DATA_ROLES, POSITIVE, Interval, Role
 
 from . import schema
 from .constants import HEAD_MODELS, HEMISPHERES, INVERSE_METHODS, SENSOR_SETS, SPACINGS
-from .errors import UserError
+from .errors import UserError, is_number
 
 ORIENTATIONS = ("loose", "fixed")
 PROFILES = tuple(parameters.profiles.PROFILES)
@@ -90,12 +90,8 @@ def _run_name(name, value):
     ]
 
 
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _is_positive_finite(value):
-    return _is_number(value) and 0 < value < float("inf")
+    return is_number(value) and 0 < value < float("inf")
 
 
 def _snr(name, value):
@@ -114,7 +110,7 @@ def _snr(name, value):
             f"{name}: a range must be a pair (low, high), but got {len(value)} value(s) "
             f"{_fmt(value)} instead"
         ]
-    if not all(_is_number(v) for v in value):
+    if not all(is_number(v) for v in value):
         return value, [
             f"{name}: the bounds of a range (low, high) must be numbers, but got "
             f"{_fmt(value)} instead"
@@ -261,16 +257,6 @@ SETTINGS: dict[str, _Setting] = {
     "N_JOBS": _Setting(1, _typed(Annotated[int, POSITIVE] | Literal[-1]), Role.RUN),
     "DASK_SCHEDULER": _Setting(None, _optional_str, Role.RUN),
 }
-
-
-_PATH_SETTINGS = (
-    "DATA_DIR",
-    "RESULTS_DIR",
-    "CUSTOM_SUBJECTS_DIR",
-    "CUSTOM_TRANS_FILE",
-    "CUSTOM_BEM_FILE",
-    "CUSTOM_INFO_FILE",
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -524,9 +510,10 @@ def validate_settings(values, source="config", base_dir=None):
         resolved[name] = value
 
     if base_dir is not None:
-        for name in _PATH_SETTINGS:
-            if isinstance(resolved[name], Path) and not resolved[name].is_absolute():
-                resolved[name] = (Path(base_dir) / resolved[name]).resolve()
+        # the path settings are those whose check returned a Path
+        for name, value in resolved.items():
+            if isinstance(value, Path) and not value.is_absolute():
+                resolved[name] = (Path(base_dir) / value).resolve()
 
     # Checks across settings, each saying what to change.
     if resolved["HEAD_MODEL"] == "custom":

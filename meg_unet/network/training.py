@@ -590,6 +590,7 @@ def _train_resumed(config, paths):
             "again with --overwrite (or use another RUN_NAME)"
         )
     saved = read_json(paths["sidecar"])
+    # the settings first, before any data is read; the data and build arguments once read
     check_compatible(saved, {"settings": config.result_settings()})
     initial_epoch, best, wait = _resume_state(paths, saved)
     if initial_epoch >= config.network.EPOCHS:
