@@ -348,8 +348,9 @@ def detection_summary(table, sfreq, guard_ms=0.0):
         at least at :data:`STRONG` of its activation's peak: a source near the zero crossings
         of its waveform is invisible to any method), ``auc``,
         ``count_error`` (mean of detections minus true sources), ``abs_count_error``,
-        ``dle_detected_cm`` (mean DLE of one-source samples with a detection) and
-        ``n_detected_single``.
+        ``dle_detected_cm`` (mean DLE of one-source samples with a detection),
+        ``dle_detected_strong_cm`` (the same over those at least at :data:`STRONG` of their
+        activation's peak) and ``n_detected_single``.
     """
     import pandas as pd
     from sklearn.metrics import roc_auc_score
@@ -400,6 +401,8 @@ def detection_summary(table, sfreq, guard_ms=0.0):
             "count_error": float(np.mean((detections - n_sources)[scored])),
             "abs_count_error": float(np.mean(np.abs(detections - n_sources)[scored])),
             "dle_detected_cm": float(np.mean(dle[single])) if single.any() else np.nan,
+            "dle_detected_strong_cm": (float(np.mean(dle[single & strong]))
+                                       if (single & strong).any() else np.nan),
             "n_detected_single": int(single.sum()),
         })
     return pd.DataFrame(rows)
@@ -430,8 +433,9 @@ def detection_markdown(summary, detection, ece, title=None, guard_ms=0.0):
     lines = [f"## {title}", ""] if title else []
     lines += [
         "| Method | threshold | false alarms | false detections / s | precision | recall | "
-        "recall, strong | AUC | count error | DLE of detected single sources (cm) |",
-        "| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
+        "recall, strong | AUC | count error | DLE of detected single sources (cm) | "
+        "DLE, strong (cm) |",
+        "| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
     ]
     thresholds = detection.get("thresholds", {})
     for row in summary.itertuples(index=False):
@@ -440,7 +444,8 @@ def detection_markdown(summary, detection, ece, title=None, guard_ms=0.0):
             f"{number(row.false_alarm_rate)} | {number(row.false_detections_per_s, 2)} | "
             f"{number(row.precision)} | {number(row.recall)} | {number(row.recall_strong)} | "
             f"{number(row.auc)} | "
-            f"{number(row.count_error, 2)} | {number(row.dle_detected_cm)} |"
+            f"{number(row.count_error, 2)} | {number(row.dle_detected_cm)} | "
+            f"{number(row.dle_detected_strong_cm)} |"
         )
     calibration = detection.get("calibration", {})
     method = calibration.get("method", "none")
@@ -455,8 +460,8 @@ def detection_markdown(summary, detection, ece, title=None, guard_ms=0.0):
         f"{detection.get('false_alarm_rate', np.nan):g} (share of noise-only samples with any "
         "detection; U-Net on its calibrated probability, the others on their unnormalized "
         "estimates). Detections: local maxima on the cortical mesh at or above the threshold; "
-        "precision and recall at 2 cm (recall, strong: on the samples where every source is at "
-        f"least at {STRONG:g} of its activation's peak amplitude); AUC of 'any source active "
+        "precision and recall at 2 cm (recall and DLE, strong: on the samples where every "
+        f"source is at least at {STRONG:g} of its activation's peak amplitude); AUC of 'any source active "
         "in this sample' scored by the map's maximum; count error: detections minus true "
         "sources, mean over samples. "
         f"{int(summary['n_noise_samples'].iloc[0]) if len(summary) else 0} noise-only samples "

@@ -155,6 +155,22 @@ def test_recall_on_strong_samples_only():
     assert row["recall"] == 0.5 and row["recall_strong"] == 1.0
 
 
+def test_dle_of_detected_single_sources_on_strong_samples_only():
+    """Near the zero crossings of its waveform a source is invisible; the strong DLE leaves
+    those samples out, the plain one keeps them."""
+    table = pd.DataFrame({
+        "method": ["unet"] * 4, "n_sources": [1, 1, 1, 2], "dle_cm": [0.5, 3.5, 1.0, 0.0],
+        "score": [0.9, 0.8, 0.1, 0.9], "detections": [1, 1, 0, 1],
+        "true_detections": [1, 0, 0, 1], "detected_sources": [1, 0, 0, 1],
+        "strength": [0.9, 0.2, 0.9, 1.0],
+    })
+    row = detection_summary(table, sfreq=100.0).iloc[0]
+    assert row["dle_detected_cm"] == 2.0  # 0.5 and 3.5; the third has no detection
+    assert row["dle_detected_strong_cm"] == 0.5  # the two-source sample does not count
+    without = detection_summary(table.drop(columns="strength"), sfreq=100.0).iloc[0]
+    assert without["dle_detected_strong_cm"] == 2.0  # no strengths: every sample is strong
+
+
 def test_event_strength_by_hand():
     from meg_unet.scoring import event_strength
 
