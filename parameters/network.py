@@ -86,6 +86,13 @@ ROW_ORDER: Model[Annotated[Literal["source_space", "mesh"], Neutral("source_spac
     "source_space"
 )
 
+#: Compare each vertex with its mesh neighbours inside the network
+#: (:class:`meg_unet.network.unet.MeshContext`): the input and the last features before the
+#: class scores are given, per channel, how far each vertex stands above its highest mesh
+#: neighbour.  False builds the thesis's network, whose convolutions see rows, not mesh
+#: neighbours, and so cannot tell an inverse solution's peak from the vertices around it.
+MESH_CONTEXT: Model[Annotated[bool, Neutral(False)]] = False
+
 #: Tiles per optimizer step (thesis: one 642x642 tile per step).
 BATCH_SIZE: Training[Annotated[int, POSITIVE]] = 1
 

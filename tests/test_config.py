@@ -151,10 +151,12 @@ def test_a_new_parameter_takes_one_declaration(monkeypatch, role):
 def test_a_neutral_value_is_not_recorded():
     """Parameters added later leave earlier splits and models valid at their neutral value."""
     neutral = {key: p.neutral for key, p in PARAMETER_SCHEMA.items() if p.neutral}
-    assert neutral == {"simulation.PATCH_AREA_CM2": (None,), "network.ROW_ORDER": ("source_space",)}
+    assert neutral == {"simulation.PATCH_AREA_CM2": (None,), "network.ROW_ORDER": ("source_space",),
+                       "network.MESH_CONTEXT": (False,)}
     recorded = validate_settings({}).result_settings()["RESOLVED_PARAMETERS"]
     assert "PATCH_AREA_CM2" not in recorded["simulation"]
     assert "ROW_ORDER" not in recorded["network"]
+    assert "MESH_CONTEXT" not in recorded["network"]
     other = validate_settings({"PARAMETERS": {"network.ROW_ORDER": "mesh"}}).result_settings()
     assert other["RESOLVED_PARAMETERS"]["network"]["ROW_ORDER"] == "mesh"
 

@@ -438,6 +438,23 @@ def test_a_mesh_row_order_travels_with_the_model(tmp_path, tiny_head_model):
     assert model.get_layer("row_order_back").inverse
 
 
+def test_the_mesh_neighbours_travel_with_the_model(tmp_path, tiny_head_model):
+    from meg_unet.metrics import mesh_adjacency
+
+    config = validate_settings(tiny_settings(tmp_path, PARAMETERS={
+        "network.MESH_CONTEXT": True, "network.EPOCHS": 1, "tile.STEPS_PER_EPOCH": 2}))
+    write_fake_run(config, tiny_head_model.src, n_samples=SAMPLES)
+    result = train(config)
+    sidecar = json.loads((result.model_dir / "model.json").read_text())
+    neighbours = sidecar["build_arguments"]["mesh_neighbours"]
+    adjacency = mesh_adjacency(tiny_head_model.src[1])
+    assert len(neighbours) == adjacency.shape[0]
+    # padded with the vertex itself up to the largest degree
+    assert set(neighbours[0]) - {0} == set(adjacency[[0]].nonzero()[1].tolist())
+    model, _, _ = load_trained_model(result.model_dir, "last", config=config)
+    assert model.get_layer("output_mesh_context").neighbours == neighbours
+
+
 def test_an_unknown_row_order_is_refused(tmp_path):
     from meg_unet.config import ConfigError
 

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from meg_unet.network.unet import (
+    MeshContext,
     RowOrder,
     build_unet,
     forward_flops,
+    mesh_neighbours,
     mesh_row_order,
     padding_for,
 )
@@ -231,3 +233,65 @@ def test_mesh_row_order_brings_neighbours_together(tiny_head_model):
     # on ico2 the source space's order puts neighbours up to ~150 rows apart
     assert np.abs(i - j).max() > 100
     assert np.abs(position[i] - position[j]).max() < np.abs(i - j).max() / 3
+
+
+# ---- the mesh neighbours inside the network (network.MESH_CONTEXT) ----------------------------
+
+
+def _square_and_lone_vertex():
+    """A 4-cycle 0-1-2-3 and a vertex 4 without neighbours."""
+    from scipy import sparse
+
+    first, second = [0, 1, 2, 3], [1, 2, 3, 0]
+    adjacency = sparse.coo_array((np.ones(4), (first, second)), shape=(5, 5))
+    return (adjacency + adjacency.T).tocsr()
+
+
+def test_mesh_neighbours_pads_every_vertex_with_itself():
+    assert mesh_neighbours(_square_and_lone_vertex()) == [
+        [1, 3], [0, 2], [1, 3], [0, 2], [4, 4]]
+
+
+def test_mesh_context_says_how_far_a_vertex_stands_above_its_neighbours():
+    neighbours = mesh_neighbours(_square_and_lone_vertex())
+    values = np.array([1.0, 5.0, 2.0, 0.0, 7.0], np.float32)
+    tile = np.stack([values, -values], axis=-1).reshape(1, 5, 1, 2)  # two channels
+    out = np.asarray(MeshContext(neighbours)(tile))
+    assert out.shape == (1, 5, 1, 4)
+    np.testing.assert_array_equal(out[..., :2], tile)  # the input comes through unchanged
+    # 1 - max(5, 0), 5 - max(1, 2), 2 - max(5, 0), 0 - max(1, 2); the lone vertex: 7 - 7
+    np.testing.assert_array_equal(out[0, :, 0, 2], [-4.0, 3.0, -3.0, -2.0, 0.0])
+    # each channel on its own: -values peaks (only) at vertex 3, where values is lowest
+    np.testing.assert_array_equal(out[0, :, 0, 3], [-1.0, -4.0, -2.0, 1.0, 0.0])
+
+
+def test_a_model_with_mesh_context_reloads_and_sees_its_neighbours(tmp_path):
+    ring = [[(v - 1) % 42, (v + 1) % 42] for v in range(42)]
+    model = build_unet((42, 7, 3), 2, n_levels=2, filter_size=3, root_features=2, seed=0,
+                       mesh_neighbours=ring, row_order=np.arange(42)[::-1])
+    assert model.get_layer("input_mesh_context").output.shape[-1] == 6
+    assert model.get_layer("logits").input.shape[-1] == 4  # 2 features and their contrast
+    x = np.random.default_rng(0).random((1, 42, 7, 3), dtype=np.float32)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
+    assert again.get_layer("output_mesh_context").neighbours == ring
+
+
+def test_without_mesh_context_the_thesis_network_is_built_unchanged():
+    arguments = dict(input_shape=(42, 8, 3), n_classes=2, n_levels=3, filter_size=3,
+                     root_features=2, seed=0)
+    plain = build_unet(**arguments)
+    assert not any(isinstance(layer, MeshContext) for layer in plain.layers)
+    assert build_unet(**arguments, mesh_neighbours=[[v] for v in range(42)]).count_params() > (
+        plain.count_params())
+
+
+def test_bad_mesh_neighbours_are_refused():
+    with pytest.raises(ValueError, match="same number"):
+        MeshContext([[1, 2], [0]])
+    with pytest.raises(ValueError, match=r"rows in 0\.\.1"):
+        MeshContext([[1], [2]])
+    with pytest.raises(ValueError, match="neighbours of 42 rows, but has 40"):
+        build_unet((42, 7, 3), 2, n_levels=2, filter_size=3, root_features=2,
+                   mesh_neighbours=[[v] for v in range(40)])

@@ -49,7 +49,7 @@ from ..data_provider import DataProvider, GeneratorDataProvider, class_weights
 from ..preprocessing import Preprocessing
 from ..io import read_history, read_json, read_with, write_json
 from . import callbacks
-from .unet import build_unet, mesh_row_order
+from .unet import build_unet, mesh_neighbours, mesh_row_order
 
 logger = logging.getLogger("meg_unet")
 
@@ -135,7 +135,7 @@ def pixel_error(y_true, y_pred):
 # --------------------------------------------------------------------------------------------
 
 
-def build_arguments(config, tile_shape, n_classes, row_order=None):
+def build_arguments(config, tile_shape, n_classes, row_order=None, neighbours=None):
     """Return the keyword arguments of :func:`build_unet` for a configuration.
 
     Parameters
@@ -149,9 +149,14 @@ def build_arguments(config, tile_shape, n_classes, row_order=None):
     row_order : list of int | None
         The rows' order inside the network (``network.ROW_ORDER = "mesh"``, see
         :func:`row_order`); None keeps the source space's.
+    neighbours : list of list of int | None
+        The mesh neighbours of the rows (``network.MESH_CONTEXT``, see
+        :func:`network_geometry`); None builds the network without them.
     """
     net = config.network
     extra = {} if row_order is None else {"row_order": [int(i) for i in row_order]}
+    if neighbours is not None:
+        extra["mesh_neighbours"] = [[int(u) for u in row] for row in neighbours]
     return {
         **extra,
         "input_shape": [int(s) for s in tile_shape],
@@ -167,25 +172,39 @@ def build_arguments(config, tile_shape, n_classes, row_order=None):
     }
 
 
-def row_order(config, provider):
-    """The order of the rows inside the network that ``network.ROW_ORDER`` asks for.
+def network_geometry(config, provider):
+    """The mesh geometry that ``network.ROW_ORDER`` and ``network.MESH_CONTEXT`` ask for.
 
-    Returns None for ``"source_space"``; for ``"mesh"``, :func:`~meg_unet.network.unet.
-    mesh_row_order` of the mesh of the provider's source space (hemispheres one after the
-    other, as the rows).
+    Returns
+    -------
+    geometry : dict
+        ``row_order``: None for ``ROW_ORDER = "source_space"``; for ``"mesh"``,
+        :func:`~meg_unet.network.unet.mesh_row_order` of the mesh of the provider's source
+        space (hemispheres one after the other, as the rows).  ``neighbours``: with
+        ``MESH_CONTEXT``, :func:`~meg_unet.network.unet.mesh_neighbours` of that mesh, else
+        None.  The keyword arguments of :func:`build_arguments` of the same names.
     """
-    if config.network.ROW_ORDER == "source_space":
-        return None
+    net = config.network
+    geometry = {"row_order": None, "neighbours": None}
+    wanted = [name for name, on in (('ROW_ORDER = "mesh"', net.ROW_ORDER == "mesh"),
+                                    ("MESH_CONTEXT = True", net.MESH_CONTEXT)) if on]
+    if not wanted:
+        return geometry
     from scipy import sparse
 
     from ..metrics import mesh_adjacency
 
     if provider.src is None:
-        raise ValueError('network.ROW_ORDER = "mesh" needs the source space of the training '
-                         "split; this data provider was made from arrays")
+        raise ValueError(f"network.{wanted[0]} needs the source space of the training split; "
+                         "this data provider was made from arrays")
     blocks = [mesh_adjacency(hemi) for hemi, vertno in zip(provider.src, provider.vertices)
               if len(vertno)]
-    return mesh_row_order(sparse.block_diag(blocks))
+    adjacency = sparse.block_diag(blocks)
+    if net.ROW_ORDER == "mesh":
+        geometry["row_order"] = mesh_row_order(adjacency)
+    if net.MESH_CONTEXT:
+        geometry["neighbours"] = mesh_neighbours(adjacency)
+    return geometry
 
 
 def make_optimizer(config, steps_per_epoch):
@@ -645,7 +664,7 @@ class _TrainingRun:
         )
         self.arguments = build_arguments(config, self.train_data.tile_shape,
                                          self.train_data.n_classes,
-                                         row_order(config, self.train_data))
+                                         **network_geometry(config, self.train_data))
         self.scope, self.n_devices = distribution_scope(config.network.BATCH_SIZE)
         vertices = self.train_data.vertices
         #: The model.json this training writes (and a resumed one must match).

@@ -29,6 +29,10 @@ With a ``row_order`` the model first puts the rows (vertices) of its input in th
 puts the output's back at the end (:class:`RowOrder`, registered with Keras so that a saved
 model reloads with it), so that a convolution sees mesh neighbours together while everything
 outside the model keeps the source space's order.
+
+With ``mesh_neighbours`` the model compares each vertex with its mesh neighbours twice
+(:class:`MeshContext`): on its input, and on its last features just before the class scores
+(which are then computed after the crop and the row order back, where they are equal).
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ import keras
 
 from ..errors import check_int
 
-__all__ = ["RowOrder", "SynchronizedBatchNormalization", "build_unet", "forward_flops",
-           "mesh_row_order", "padding_for"]
+__all__ = ["MeshContext", "RowOrder", "SynchronizedBatchNormalization", "build_unet",
+           "forward_flops", "mesh_neighbours", "mesh_row_order", "padding_for"]
 
 
 @keras.saving.register_keras_serializable(package="meg_unet")
@@ -92,6 +96,75 @@ class RowOrder(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "order": self.order, "inverse": self.inverse}
+
+
+@keras.saving.register_keras_serializable(package="meg_unet")
+class MeshContext(keras.layers.Layer):
+    """Append to each feature how far a vertex stands above its highest mesh neighbour.
+
+    For rows (axis 1) that are the vertices of a cortical mesh, the output is the input
+    followed by ``input[:, v] - max(input[:, u] for u in neighbours[v])`` for every channel:
+    positive exactly where a vertex is a local maximum of that channel.  A convolution over
+    the rows of a tile sees only the vertices that happen to lie a few rows away, not the
+    vertex's mesh neighbours, so it cannot tell the peak of a blurred inverse solution from
+    the vertices around it; this layer hands it that comparison.
+
+    Parameters
+    ----------
+    neighbours : sequence of sequence of int
+        ``neighbours[v]``: the rows of the mesh neighbours of row ``v``, all of the same
+        length (pad with ``v`` itself, see :func:`mesh_neighbours`).
+    """
+
+    def __init__(self, neighbours, **kwargs):
+        super().__init__(**kwargs)
+        self.neighbours = [[int(u) for u in row] for row in neighbours]
+        n_rows = len(self.neighbours)
+        widths = {len(row) for row in self.neighbours}
+        if n_rows == 0 or len(widths) != 1 or 0 in widths or any(
+                not 0 <= u < n_rows for row in self.neighbours for u in row):
+            raise ValueError("Invalid value for the 'neighbours' parameter: it must give every "
+                             "row the same number (at least 1) of rows in 0.."
+                             f"{n_rows - 1}")
+        # one gather per neighbour slot keeps the memory at one copy of the input
+        self._columns = [[row[k] for row in self.neighbours] for k in range(widths.pop())]
+
+    def call(self, inputs):
+        highest = keras.ops.take(inputs, self._columns[0], axis=1)
+        for column in self._columns[1:]:
+            highest = keras.ops.maximum(highest, keras.ops.take(inputs, column, axis=1))
+        return keras.ops.concatenate([inputs, inputs - highest], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], None if input_shape[-1] is None else 2 * input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "neighbours": self.neighbours}
+
+
+def mesh_neighbours(adjacency):
+    """The neighbour table of :class:`MeshContext` for a mesh adjacency.
+
+    Parameters
+    ----------
+    adjacency : scipy sparse array, shape (n_vertices, n_vertices)
+        Mesh adjacency of the rows (the diagonal is ignored).
+
+    Returns
+    -------
+    neighbours : list of list of int
+        ``neighbours[v]``: the neighbours of ``v`` in increasing order, padded with ``v``
+        itself to the largest degree (a vertex compared with itself changes no maximum).
+    """
+    from scipy import sparse
+
+    graph = sparse.csr_matrix(adjacency, dtype=bool)
+    graph.setdiag(False)
+    graph.eliminate_zeros()
+    rows = [sorted(int(u) for u in graph.indices[graph.indptr[v]:graph.indptr[v + 1]])
+            for v in range(graph.shape[0])]
+    width = max([len(row) for row in rows] + [1])
+    return [row + [v] * (width - len(row)) for v, row in enumerate(rows)]
 
 
 def mesh_row_order(adjacency):
@@ -164,6 +237,7 @@ def build_unet(
     l1=0.0,
     seed=None,
     row_order=None,
+    mesh_neighbours=None,
     synchronized_batch_norm=False,
     name="unet",
 ):
@@ -201,6 +275,11 @@ def build_unet(
         A permutation of the ``height`` rows that the network sees its input in (e.g.
         :func:`mesh_row_order`); its output comes back in the input's order.  None keeps the
         input's order.
+    mesh_neighbours : sequence of sequence of int | None
+        The mesh neighbours of each row (:func:`mesh_neighbours`).  If given, a
+        :class:`MeshContext` shows the network, beside its input and beside its last features
+        before the class scores, how far each vertex stands above its mesh neighbours.  None
+        builds the thesis's network.
     synchronized_batch_norm : bool
         Batch normalization over the global batch on several TensorFlow devices
         (:class:`SynchronizedBatchNormalization`); the training sets it when it runs under
@@ -248,6 +327,11 @@ def build_unet(
 
     inputs = keras.Input(shape=input_shape, name="tile")
     x = inputs
+    if mesh_neighbours is not None:
+        if len(mesh_neighbours) != height:
+            raise ValueError(f"Invalid value for the 'mesh_neighbours' parameter: it must list "
+                             f"the neighbours of {height} rows, but has {len(mesh_neighbours)}")
+        x = MeshContext(mesh_neighbours, name="input_mesh_context")(x)
     if row_order is not None:
         if len(row_order) != height:
             raise ValueError(f"Invalid value for the 'row_order' parameter: it must order the "
@@ -271,12 +355,18 @@ def build_unet(
         x = layers.Concatenate(name=f"up{level}_concat")([skips[level], x])
         x = conv_block(x, root_features * 2**level, f"up{level}")
 
-    x = layers.Conv2D(n_classes, 1, kernel_initializer=he_normal(),
-                      kernel_regularizer=regularizer(), name="logits")(x)
+    logits = layers.Conv2D(n_classes, 1, kernel_initializer=he_normal(),
+                           kernel_regularizer=regularizer(), name="logits")
+    if mesh_neighbours is None:
+        x = logits(x)
     if any(pad_h) or any(pad_w):
         x = layers.Cropping2D((pad_h, pad_w), name="crop")(x)
     if row_order is not None:
         x = RowOrder(row_order, inverse=True, name="row_order_back")(x)
+    if mesh_neighbours is not None:
+        # the last features back on the mesh's rows, so the scores can weigh a vertex
+        # against its neighbours (a 1 x 1 convolution commutes with the crop and the order)
+        x = logits(MeshContext(mesh_neighbours, name="output_mesh_context")(x))
     # float32 probabilities even under a mixed-precision policy.
     outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
     return keras.Model(inputs, outputs, name=name)
