@@ -63,6 +63,12 @@ CLASS_WEIGHTING: Training[Literal["inverse_frequency", "sqrt_inverse_frequency",
     "inverse_frequency"
 )
 
+#: Weight of a second loss term that asks which vertex is active in each sample (a softmax
+#: over the vertices of the log-odds of "active", see
+#: :class:`meg_unet.network.training.WeightedCategoricalCrossentropy`); 0 trains on the
+#: thesis's weighted cross-entropy alone.
+LOCALIZATION_LOSS: Training[Annotated[float, NON_NEGATIVE, Neutral(0.0)]] = 0.0
+
 #: False-alarm rate for which each method's detection threshold is chosen on the validation
 #: split: the share of noise-only samples (no active source) allowed to carry a detection.
 DETECTION_FALSE_ALARM_RATE: Resumable[Annotated[float, SHARE]] = 0.05

@@ -152,7 +152,7 @@ def test_a_neutral_value_is_not_recorded():
     """Parameters added later leave earlier splits and models valid at their neutral value."""
     neutral = {key: p.neutral for key, p in PARAMETER_SCHEMA.items() if p.neutral}
     assert neutral == {"simulation.PATCH_AREA_CM2": (None,), "network.ROW_ORDER": ("source_space",),
-                       "network.MESH_CONTEXT": (False,)}
+                       "network.MESH_CONTEXT": (False,), "network.LOCALIZATION_LOSS": (0.0,)}
     recorded = validate_settings({}).result_settings()["RESOLVED_PARAMETERS"]
     assert "PATCH_AREA_CM2" not in recorded["simulation"]
     assert "ROW_ORDER" not in recorded["network"]

@@ -82,6 +82,49 @@ def test_weighted_cross_entropy_by_hand():
     assert float(restored(y_true, y_pred)) == pytest.approx(expected, rel=1e-5)
 
 
+def _localization_example():
+    """One tile of 3 vertices x 2 samples: vertex 1 active in sample 0, nothing in sample 1."""
+    y_true = np.zeros((1, 3, 2, 2), np.float32)
+    y_true[..., 0] = 1.0
+    y_true[0, 1, 0] = [0.0, 1.0]
+    active = np.array([[0.5, 0.9], [0.9, 0.5], [0.5, 0.5]], np.float32)
+    return y_true, np.stack([1.0 - active, active], axis=-1)[np.newaxis]
+
+
+def test_localization_term_by_hand():
+    from meg_unet.network.training import localization_term
+
+    y_true, y_pred = _localization_example()
+    log_odds = np.log([0.5 / 0.5, 0.9 / 0.1, 0.5 / 0.5])  # sample 0
+    expected = -(log_odds[1] - np.log(np.exp(log_odds).sum()))
+    term = keras.ops.convert_to_numpy(localization_term(y_true, y_pred))
+    np.testing.assert_allclose(term, [[expected, 0.0]], rtol=1e-5)
+    # the most confident vertices keep their order where 1 - p(silent) is 1.0 in float32
+    confident = y_pred.copy()
+    confident[0, :, 0, 0] = [1e-9, 1e-12, 1e-9]  # vertex 1 the most confident
+    confident[0, :, 0, 1] = 1.0
+    share = keras.ops.convert_to_numpy(localization_term(y_true, confident))[0, 0]
+    assert share == pytest.approx(-np.log(1e3 / (1e3 + 2)), abs=1e-5)  # not log(3)
+
+
+def test_the_localization_weight_adds_the_mean_term_over_samples():
+    y_true, y_pred = _localization_example()
+    plain = float(WeightedCategoricalCrossentropy([1.0, 10.0])(y_true, y_pred))
+    loss = WeightedCategoricalCrossentropy([1.0, 10.0], localization_weight=2.0)
+    log_odds = np.log([1.0, 9.0, 1.0])
+    term = -(log_odds[1] - np.log(np.exp(log_odds).sum()))
+    assert float(loss(y_true, y_pred)) == pytest.approx(plain + 2.0 * term / 2, rel=1e-5)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert restored.localization_weight == 2.0
+
+
+def test_a_negative_localization_weight_is_refused(tmp_path):
+    from meg_unet.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"network\.LOCALIZATION_LOSS"):
+        validate_settings(tiny_settings(tmp_path, PARAMETERS={"network.LOCALIZATION_LOSS": -1}))
+
+
 def test_pixel_error_by_hand():
     y_true = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
     y_pred = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]])
