@@ -115,14 +115,16 @@ DATA_SETS = {
     )
 }
 
-#: The thesis's experiments keep the thesis's data and inputs whatever the profile's defaults:
-#: the quick profile's recording-like data, noise-scaled inputs and milder class weights serve
-#: the detector (see parameters/profiles.py), not these tables.  The quick profile keeps its
-#: former 3 training passes over ico3 and 12 epochs here.
+#: The thesis's experiments keep the thesis's data, inputs and network whatever the profile's
+#: defaults: the quick profile's recording-like data, noise-scaled inputs, localization term
+#: and mesh neighbours serve the detector (see parameters/profiles.py), not these tables.  The
+#: quick profile keeps its former 3 training passes over ico3 and 12 epochs here.
 THESIS_RECIPE = {
     "simulation.TIMING": "thesis",
     "data_provider.NORMALIZE_OVER": "sample",
     "network.CLASS_WEIGHTING": "inverse_frequency",
+    "network.LOCALIZATION_LOSS": 0.0,
+    "network.MESH_CONTEXT": False,
 }
 QUICK_THESIS_RECIPE = {"simulation.PASSES": {"train": 3, "valid": 1, "test": 1},
                        "network.EPOCHS": 12}

@@ -156,7 +156,11 @@ def test_a_neutral_value_is_not_recorded():
     recorded = validate_settings({}).result_settings()["RESOLVED_PARAMETERS"]
     assert "PATCH_AREA_CM2" not in recorded["simulation"]
     assert "ROW_ORDER" not in recorded["network"]
-    assert "MESH_CONTEXT" not in recorded["network"]
+    # the quick profile (the default) builds the network with them, the thesis's without
+    assert recorded["network"]["MESH_CONTEXT"] is True
+    assert recorded["network"]["LOCALIZATION_LOSS"] == 1.0
+    thesis = validate_settings({"PROFILE": "thesis"}).result_settings()["RESOLVED_PARAMETERS"]
+    assert not {"MESH_CONTEXT", "LOCALIZATION_LOSS"} & set(thesis["network"])
     other = validate_settings({"PARAMETERS": {"network.ROW_ORDER": "mesh"}}).result_settings()
     assert other["RESOLVED_PARAMETERS"]["network"]["ROW_ORDER"] == "mesh"
 

@@ -481,14 +481,19 @@ def test_a_mesh_row_order_travels_with_the_model(tmp_path, tiny_head_model):
     assert model.get_layer("row_order_back").inverse
 
 
-def test_the_mesh_neighbours_travel_with_the_model(tmp_path, tiny_head_model):
+def test_the_quick_profiles_network_trains_and_its_mesh_neighbours_travel_with_it(
+        tmp_path, tiny_head_model):
     from meg_unet.metrics import mesh_adjacency
 
     config = validate_settings(tiny_settings(tmp_path, PARAMETERS={
-        "network.MESH_CONTEXT": True, "network.EPOCHS": 1, "tile.STEPS_PER_EPOCH": 2}))
+        "network.MESH_CONTEXT": True, "network.LOCALIZATION_LOSS": 1.0, "network.EPOCHS": 1,
+        "tile.STEPS_PER_EPOCH": 2}))
     write_fake_run(config, tiny_head_model.src, n_samples=SAMPLES)
     result = train(config)
+    history = read_history(result.model_dir / "history.csv")
+    assert np.isfinite(history[["loss", "val_loss"]].to_numpy()).all()
     sidecar = json.loads((result.model_dir / "model.json").read_text())
+    assert sidecar["settings"]["RESOLVED_PARAMETERS"]["network"]["LOCALIZATION_LOSS"] == 1.0
     neighbours = sidecar["build_arguments"]["mesh_neighbours"]
     adjacency = mesh_adjacency(tiny_head_model.src[1])
     assert len(neighbours) == adjacency.shape[0]
