@@ -59,9 +59,10 @@ PROFILES = {
         # Pointing at the source, not only detecting it: with the inverse-frequency weights
         # alone the map's peak was on the true vertex in 45 % of the detected one-source test
         # samples (sLORETA's: 70 %). The localization term and the mesh neighbours together
-        # raised it to 65 % (DLE of detected single sources 1.06 against 1.33 cm) and the
-        # recall of the refitted sources on 2-5 sources from 0.75 to 0.83, at a map recall of
-        # 0.86 against 0.89 for the same 5 % false alarms (README, "Detection").
+        # raised it to 70 % (DLE of detected single sources 1.01 against 1.33 cm) and the
+        # recall of the refitted sources on 2-5 sources from 0.75 to 0.81, at a map precision
+        # of 0.35 against 0.42 for the same 5 % false alarms (README, "Pointing, not only
+        # detecting").
         "network.LOCALIZATION_LOSS": 1.0,
         "network.MESH_CONTEXT": True,
         "tile.T_STEPS": 128,

@@ -247,9 +247,19 @@ def _square_and_lone_vertex():
     return (adjacency + adjacency.T).tocsr()
 
 
-def test_mesh_neighbours_pads_every_vertex_with_itself():
+def test_mesh_neighbours_pads_with_a_neighbour_so_a_low_degree_peak_still_stands_out():
     assert mesh_neighbours(_square_and_lone_vertex()) == [
         [1, 3], [0, 2], [1, 3], [0, 2], [4, 4]]
+    from scipy import sparse
+
+    # vertex 1 has one neighbour, vertex 0 three: 1 is padded with 0, not with itself
+    first, second = [0, 0, 0], [1, 2, 3]
+    star = sparse.coo_array((np.ones(3), (first, second)), shape=(4, 4))
+    neighbours = mesh_neighbours(star + star.T)
+    assert neighbours == [[1, 2, 3], [0, 0, 0], [0, 0, 0], [0, 0, 0]]
+    tile = np.array([1.0, 4.0, 0.5, 2.0], np.float32).reshape(1, 4, 1, 1)
+    contrast = np.asarray(MeshContext(neighbours)(tile))[0, :, 0, 1]
+    np.testing.assert_array_equal(contrast, [-3.0, 3.0, -0.5, 1.0])
 
 
 def test_mesh_context_says_how_far_a_vertex_stands_above_its_neighbours():

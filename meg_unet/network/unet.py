@@ -113,7 +113,7 @@ class MeshContext(keras.layers.Layer):
     ----------
     neighbours : sequence of sequence of int
         ``neighbours[v]``: the rows of the mesh neighbours of row ``v``, all of the same
-        length (pad with ``v`` itself, see :func:`mesh_neighbours`).
+        length (pad by repeating a neighbour, see :func:`mesh_neighbours`).
     """
 
     def __init__(self, neighbours, **kwargs):
@@ -153,8 +153,10 @@ def mesh_neighbours(adjacency):
     Returns
     -------
     neighbours : list of list of int
-        ``neighbours[v]``: the neighbours of ``v`` in increasing order, padded with ``v``
-        itself to the largest degree (a vertex compared with itself changes no maximum).
+        ``neighbours[v]``: the neighbours of ``v`` in increasing order, padded to the largest
+        degree by repeating the first of them (which changes no maximum; padding with ``v``
+        itself would keep a vertex of lower degree from ever standing above its neighbours).
+        A vertex without neighbours is its own, and its contrast is 0.
     """
     from scipy import sparse
 
@@ -164,7 +166,7 @@ def mesh_neighbours(adjacency):
     rows = [sorted(int(u) for u in graph.indices[graph.indptr[v]:graph.indptr[v + 1]])
             for v in range(graph.shape[0])]
     width = max([len(row) for row in rows] + [1])
-    return [row + [v] * (width - len(row)) for v, row in enumerate(rows)]
+    return [row + [row[0] if row else v] * (width - len(row)) for v, row in enumerate(rows)]
 
 
 def mesh_row_order(adjacency):
