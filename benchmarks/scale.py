@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 from machine import machine_line  # benchmarks/machine.py
+from training import timing_geometry  # benchmarks/training.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,7 +141,7 @@ def _train_step_child(config_file, overrides, n_devices, batch, steps):
     config = load_config(config_file, overrides=overrides)
     n_rows = VERTICES[config.spacing] * (2 if config.hemisphere == "both" else 1)
     shape = (n_rows, config.tile.T_STEPS, len(config.channels))
-    arguments = build_arguments(config, shape, 2)
+    arguments = build_arguments(config, shape, 2, **timing_geometry(config, n_rows))
     rng = np.random.default_rng(0)
     tiles = rng.standard_normal((batch, *shape)).astype("float32")
     targets = np.eye(2, dtype="float32")[(rng.random((batch, *shape[:2])) < 0.01).astype(int)]
@@ -187,7 +188,7 @@ def activation_bytes(config_file, overrides, spacing):
 
     config = load_config(config_file, overrides=overrides)
     shape = (VERTICES[spacing], config.tile.T_STEPS, len(config.channels))
-    model = build_unet(**build_arguments(config, shape, 2))
+    model = build_unet(**build_arguments(config, shape, 2, **timing_geometry(config, shape[0])))
     total = 0
     for layer in model.layers:
         for output in (layer.output if isinstance(layer.output, list) else [layer.output]):

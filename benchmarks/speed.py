@@ -520,7 +520,9 @@ def measure_profile(profile, hyper, repeats, provider_seconds, gpu=None):
     del provider, stream
 
     # one prediction tile, as predict.py calls the network
-    model = build_unet(**build_arguments(config, tile_shape, config.data_provider.N_CLASSES))
+    model = build_unet(**build_arguments(config, tile_shape, config.data_provider.N_CLASSES,
+                                         **training_bench.timing_geometry(config,
+                                                                          tile_shape[0])))
     x = rng.random((1, *tile_shape), dtype=np.float32)
     first, _ = training_bench.timed(lambda: model.predict_on_batch(x), 1)
     _, times = training_bench.timed(lambda: model.predict_on_batch(x), runs)

@@ -252,3 +252,22 @@ def test_measure_demo_reads_finished_log(speed, tmp_path, monkeypatch):
     rows = speed.measure_demo([], 1, tmp_path, log)
     assert rows[0].values == pytest.approx([78.0])  # the one successful run
     assert f"timings read from `{log}`" in rows[0].note and "run once" in rows[0].note
+
+
+def test_timing_geometry_builds_the_network_the_settings_train():
+    """The benchmarks time the network with the mesh layer when MESH_CONTEXT asks for it."""
+    from training import timing_geometry  # benchmarks/training.py
+
+    from meg_unet.config import validate_settings
+    from meg_unet.network.training import build_arguments
+    from meg_unet.network.unet import build_unet
+
+    config = validate_settings({"PROFILE": "tiny", "PARAMETERS": {"network.MESH_CONTEXT": True}})
+    shape = (162, config.tile.T_STEPS, 3)
+    geometry = timing_geometry(config, shape[0])
+    assert geometry["row_order"] is None and len(geometry["neighbours"]) == shape[0]
+    model = build_unet(**build_arguments(config, shape, 2, **geometry))
+    assert any(type(layer).__name__ == "MeshContext" for layer in model.layers)
+    plain = validate_settings({"PROFILE": "tiny",
+                               "PARAMETERS": {"network.MESH_CONTEXT": False}})
+    assert timing_geometry(plain, shape[0]) == {"row_order": None, "neighbours": None}
