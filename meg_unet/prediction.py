@@ -466,9 +466,13 @@ def _find_split_dir(path):
         return path
     if (path / _DEFAULT_SPLIT / "manifest.json").is_file():
         return path / _DEFAULT_SPLIT
+    # a mistyped split name is the usual cause: say which splits lie beside it
+    run_dir = path if path.is_dir() else path.parent
+    found = sorted(p.parent.name for p in run_dir.glob("*/manifest.json"))
+    beside = f"; the splits in {run_dir}: {', '.join(found)}" if found else ""
     raise FileNotFoundError(
         f"no data split in {path} (expected {path / 'manifest.json'}); simulate it with "
-        "simulate_data.py, or pass --data DATA_DIR/<run>/<split>"
+        f"simulate_data.py, or pass --data DATA_DIR/<run>/<split>{beside}"
     )
 
 

@@ -484,3 +484,15 @@ def test_the_l2_inputs_of_a_recording_come_from_one_kernel_as_from_three(run):
     for method in methods:
         np.testing.assert_allclose(shared(method, 10, 90), separate(method, 10, 90),
                                    rtol=1e-5, atol=0)
+
+
+def test_a_mistyped_split_name_lists_the_splits_beside_it(tmp_path):
+    from meg_unet.prediction import _find_split_dir
+
+    for split in ("train", "valid"):
+        (tmp_path / "run" / split).mkdir(parents=True)
+        (tmp_path / "run" / split / "manifest.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"no data split in .*validation.*the splits in "
+                                                r".*run: train, valid"):
+        _find_split_dir(tmp_path / "run" / "validation")
+    assert _find_split_dir(tmp_path / "run" / "valid") == tmp_path / "run" / "valid"
