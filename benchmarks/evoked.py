@@ -721,9 +721,11 @@ def markdown(args, record, head, moved, hemisphere_change, repeats, summary, sec
         f"{sim.DEPTH:g}), SNR {config.snr_label}, lambda2 {config.lambda2:.4g}, profile "
         f"{config.profile}.",
         f"- Detection thresholds from `model.json` (false-alarm rate "
-        f"{detection.get('false_alarm_rate', float('nan')):g} on the validation split's "
-        "noise-only samples; U-Net on its calibrated probability, the others on their "
-        "unnormalized estimates).",
+        f"{detection.get('false_alarm_rate', float('nan')):g}"
+        + (f" at most, with {detection['confidence']:g} confidence," if "confidence" in detection
+           else "")
+        + " on the validation split's noise-only samples; U-Net on its calibrated probability, "
+        "the others on their unnormalized estimates).",
         f"- {args.n_trials} trials of {TMIN * 1000:.0f} to {TMAX * 1000:.0f} ms at "
         f"{float(head.info['sfreq']):.3f} Hz ({repeats[0]['n_times']} samples), stimulus "
         f"onsets {SOA[0]:g}-{SOA[1]:g} s apart; {args.repeats} repeats, seed {args.seed}.",

@@ -12,13 +12,14 @@ calls it for a model trained without it).  On the run's validation split it
 2. chooses, for the U-Net (on its calibrated probability) and for MNE, dSPM and sLORETA (on
    their unnormalized estimates), the detection threshold whose false-alarm rate on the
    split's noise-only samples (no source active within ``network.DETECTION_GUARD_MS``, see
-   :func:`meg_unet.detection.noise_only`) is ``network.DETECTION_FALSE_ALARM_RATE``
+   :func:`meg_unet.detection.noise_only`) is ``network.DETECTION_FALSE_ALARM_RATE``, or is
+   at most that with the confidence ``network.DETECTION_CONFIDENCE``
    (:func:`meg_unet.detection.false_alarm_threshold`);
 
 and writes both into the model's ``model.json`` under ``"detection"`` and the checkpoint's name
 (``"best"`` or ``"last"``)::
 
-    {"false_alarm_rate": 0.05,
+    {"false_alarm_rate": 0.05, "confidence": 0.95,     # with DETECTION_CONFIDENCE
      "calibration": {"method": "isotonic", "x": [...], "y": [...],  # or "platt": slope...
                      "held_out_ece": {"none": ..., "platt": ..., "isotonic": ...},
                      "ece_before": ..., "ece_after": ...},   # on the validation pixels
@@ -168,15 +169,20 @@ def calibrate_detection(config, model_dir=None, which="best", progress=True):
     calibration["ece_before"] = calibration_errors(raw[kept], labels[kept])
     calibration["ece_after"] = calibration_errors(calibrated[kept], labels[kept])
     record = {"false_alarm_rate": float(rate), "calibration": calibration}
+    if model_config.network.DETECTION_CONFIDENCE is not None:
+        record["confidence"] = float(model_config.network.DETECTION_CONFIDENCE)
     estimates = _split_estimates(provider, provider.directory, "valid")
     estimates["unet"] = calibrated
     active = np.abs(provider.amplitudes) > trained.preprocessing.active_threshold
     noise, guard_ms = noise_only(samples_to_source(active.any(axis=0)), provider.sfreq,
                                  model_config.network.DETECTION_GUARD_MS)
     noise &= layout.evaluated(border)
+    confidence = model_config.network.DETECTION_CONFIDENCE
     thresholds = {
-        method: false_alarm_threshold(_noise_only_scores(np.asarray(estimate), noise, border),
-                                      rate)
+        method: false_alarm_threshold(
+            _noise_only_scores(np.asarray(estimate), noise, border), rate,
+            samples=np.flatnonzero(noise), max_gap=max(1.0, guard_ms * provider.sfreq / 1000),
+            confidence=confidence)
         for method, estimate in estimates.items()
     }
     n_noise = int(noise.sum())
@@ -194,9 +200,10 @@ def calibrate_detection(config, model_dir=None, which="best", progress=True):
     held_out = calibration["held_out_ece"]
     logger.info(
         "calibration: %s (held-out ECE over pixels predicted >= 0.1: %s); thresholds for a "
-        "false-alarm rate of %g on %d noise-only samples: %s",
+        "false-alarm rate of %g%s on %d noise-only samples: %s",
         calibration["method"],
         ", ".join(f"{m} {v['confident']:.4f}" for m, v in held_out.items()),
-        rate, n_noise, ", ".join(f"{m} {t:.3g}" for m, t in thresholds.items()),
+        rate, "" if confidence is None else f" with {confidence:g} confidence", n_noise,
+        ", ".join(f"{m} {t:.3g}" for m, t in thresholds.items()),
     )
     return record

@@ -10,7 +10,9 @@ Thresholds
     Each method's threshold is chosen on the validation split for a target false-alarm rate
     ``alpha`` (``network.DETECTION_FALSE_ALARM_RATE``): the smallest value above the
     ``1 - alpha`` quantile of the map's maximum over the split's noise-only samples, so that at
-    most a share ``alpha`` of them carries any detection (:func:`false_alarm_threshold`).
+    most a share ``alpha`` of them carries any detection, or, with a confidence
+    (``network.DETECTION_CONFIDENCE``), so that the rate is at most ``alpha`` with that
+    confidence over resampled stretches of noise (:func:`false_alarm_threshold`).
 
 Calibration
     The network is trained with class weights, which shift its probabilities (a weight of ~960
@@ -29,7 +31,12 @@ Summary (:func:`detection_summary`)
     (detections within ``match_radius`` of a true source) and recall (true sources with a
     detection within it) at 2 cm; the ROC AUC of "is any source active in this sample" scored
     by the map's maximum; the mean count error (detections minus true sources); the DLE of the
-    samples with one true source where the method detected something.
+    samples with one true source where the method detected something.  Recall and DLE are also
+    given where the sources stand clearly above the noise in that very sample (their SNR in
+    the sample, :func:`meg_unet.scoring.sample_snr`, at least :data:`RECALL_MIN_SNR` and
+    :data:`DLE_MIN_SNR`), and per band of that SNR (:func:`detection_by_snr`): a source of an
+    SNR-3 activation spends much of its time far below SNR 1, near the zero crossings of its
+    waveform and in the tail of a damped oscillation, where no method can place it.
 """
 
 from __future__ import annotations
@@ -41,8 +48,10 @@ __all__ = [
     "apply_isotonic",
     "apply_platt",
     "calibration_errors",
+    "detection_by_snr",
     "detection_summary",
     "expected_calibration_error",
+    "false_alarm_interval",
     "false_alarm_threshold",
     "fit_isotonic",
     "fit_platt",
@@ -50,12 +59,16 @@ __all__ = [
 ]
 
 #: Per-sample detection columns of metrics.csv (see :func:`meg_unet.metrics.localization_metrics`).
-DETECTION_COLUMNS = ("score", "detections", "true_detections", "detected_sources", "strength",
+DETECTION_COLUMNS = ("score", "detections", "true_detections", "detected_sources", "snr",
                      "samples_to_source")
 
-#: A sample counts as "strong" for :func:`detection_summary` when every true source in it is at
-#: least at this fraction of its activation's peak amplitude (``strength``).
-STRONG = 0.5
+#: :func:`detection_summary`'s "recall, SNR >= 2": over the samples where every true source
+#: stands at least at this SNR in that sample (the ``snr`` column).
+RECALL_MIN_SNR = 2.0
+#: :func:`detection_summary`'s "DLE, SNR >= 3", over the detected one-source samples.
+DLE_MIN_SNR = 3.0
+#: The bands of the sample's SNR in :func:`detection_by_snr`.
+SNR_BANDS = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, np.inf)
 
 _EPS = 1e-7
 
@@ -296,7 +309,7 @@ def calibration_errors(probabilities, labels):
     }
 
 
-def false_alarm_threshold(noise_scores, rate):
+def false_alarm_threshold(noise_scores, rate, samples=None, max_gap=1.0, confidence=None):
     """The detection threshold that keeps the false-alarm rate at or below ``rate``.
 
     Parameters
@@ -305,15 +318,30 @@ def false_alarm_threshold(noise_scores, rate):
         The map's maximum in each noise-only sample of the validation split.
     rate : float
         Target false-alarm rate, in (0, 1).
+    samples : array-like of int | None
+        The sample index of each score; needed with ``confidence``.
+    max_gap : float
+        Two noise-only samples further apart than this lie in different stretches of noise
+        (see :func:`false_alarm_interval`).
+    confidence : float | None
+        None: the rate on these samples is at most ``rate``.  A level such as 0.95: the
+        rate is at most ``rate`` with this confidence, i.e. the ``confidence`` quantile of
+        the rate over resampled stretches of noise (the upper end of
+        :func:`false_alarm_interval`'s one-sided interval) is.  A rate measured on one split
+        is uncertain by about 2 points at 5 % (the noise comes in only 110-140 stretches per
+        pass over ico3), so a threshold that meets ``rate`` just on the validation split
+        exceeds it on new data about half the time; with a confidence it does so rarely, at
+        the cost of a lower rate than asked for (about 3 % for 5 % at 0.95).
 
     Returns
     -------
     threshold : float
-        The smallest float above the ``1 - rate`` quantile (``method="higher"``) of
-        ``noise_scores``: a sample is a false alarm when its maximum reaches the threshold.
+        The smallest threshold above a score that meets the rule: a sample is a false alarm
+        when its maximum reaches the threshold.
     """
     scores = np.asarray(noise_scores, dtype=np.float64)
-    scores = scores[np.isfinite(scores)]
+    finite = np.isfinite(scores)
+    scores = scores[finite]
     if not 0 < rate < 1:
         raise ValueError(f"rate must be in (0, 1), but got {rate!r}")
     if scores.size == 0:
@@ -321,8 +349,74 @@ def false_alarm_threshold(noise_scores, rate):
             "no noise-only samples to choose a detection threshold on: simulate the validation "
             "split with silent samples (simulation.TIMING = 'recording', or EMPTY_SIGNAL > 0)"
         )
-    quantile = np.quantile(scores, 1.0 - rate, method="higher")
-    return float(np.nextafter(quantile, np.inf))
+    if confidence is None:
+        quantile = np.quantile(scores, 1.0 - rate, method="higher")
+        return float(np.nextafter(quantile, np.inf))
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1) or None, but got {confidence!r}")
+    if samples is None:
+        raise ValueError("a threshold with a confidence needs the samples of the scores")
+    samples = np.asarray(samples, dtype=np.float64)[finite]
+    order = np.argsort(samples, kind="stable")
+    stretches = _Stretches(samples[order], max_gap)
+    scores = scores[order]
+    candidates = np.nextafter(np.unique(scores), np.inf)
+    low, high = 0, len(candidates) - 1  # the highest candidate raises no alarm at all
+    while low < high:  # the smallest candidate whose upper rate meets ``rate``
+        middle = (low + high) // 2
+        rates = stretches.resampled_rates(scores >= candidates[middle])
+        if np.quantile(rates, confidence) <= rate:
+            high = middle
+        else:
+            low = middle + 1
+    return float(candidates[low])
+
+
+class _Stretches:
+    """Resampling stretches of noise-only samples (a block bootstrap), with fixed draws."""
+
+    def __init__(self, samples, max_gap, n_boot=2000, seed=0):
+        self.firsts = np.concatenate([[0], np.flatnonzero(np.diff(samples) > max_gap) + 1])
+        lengths = np.diff(np.concatenate([self.firsts, [len(samples)]]))
+        self.picks = np.random.default_rng(seed).integers(
+            0, len(self.firsts), (n_boot, len(self.firsts)))
+        self.lengths = lengths[self.picks].sum(axis=1)
+
+    def resampled_rates(self, alarms):
+        """The share of alarms in each resample of the stretches."""
+        counts = np.add.reduceat(np.asarray(alarms, dtype=np.float64), self.firsts)
+        return counts[self.picks].sum(axis=1) / self.lengths
+
+
+def false_alarm_interval(alarms, samples, max_gap, level=0.95):
+    """A confidence interval of the false-alarm rate, by resampling stretches of noise.
+
+    The noise-only samples of a split come in stretches between sources, and a map that fires
+    in one sample mostly fires in the next (a lag-1 correlation of about 0.9 on the quick
+    profile's splits): their number overstates the evidence.  The stretches are resampled
+    with replacement instead (a block bootstrap, 2000 seeded draws), so the interval is as
+    wide as the stretches' number allows (about 110-140 per pass over ico3).
+
+    Parameters
+    ----------
+    alarms : ndarray of bool
+        Whether each noise-only sample carries a detection.
+    samples : ndarray of int
+        Their sample indices.
+    max_gap : float
+        Two noise-only samples further apart than this lie in different stretches.
+    level : float
+        Confidence level of the interval.
+
+    Returns
+    -------
+    low, high : float
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    order = np.argsort(samples, kind="stable")
+    rates = _Stretches(samples[order], max_gap).resampled_rates(np.asarray(alarms)[order])
+    low, high = np.quantile(rates, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 def detection_summary(table, sfreq, guard_ms=0.0):
@@ -332,7 +426,7 @@ def detection_summary(table, sfreq, guard_ms=0.0):
     ----------
     table : pandas.DataFrame
         Rows of metrics.csv (:func:`meg_unet.tables.read_metrics`), with ``n_sources``,
-        ``dle_cm`` and the :data:`DETECTION_COLUMNS`.
+        ``dle_cm``, ``sample`` and the :data:`DETECTION_COLUMNS`.
     sfreq : float
         Sampling rate in Hz (for detections per second of noise).
     guard_ms : float
@@ -343,25 +437,23 @@ def detection_summary(table, sfreq, guard_ms=0.0):
     -------
     summary : pandas.DataFrame
         One row per method, in table order: ``n_samples``, ``n_noise_samples``,
-        ``false_alarm_rate``, ``false_detections_per_s``, ``precision``, ``recall`` (over
-        every sample with a source), ``recall_strong`` (over the samples whose every source is
-        at least at :data:`STRONG` of its activation's peak: a source near the zero crossings
-        of its waveform is invisible to any method), ``auc``,
+        ``false_alarm_rate`` with its 95 % interval ``false_alarm_low`` and
+        ``false_alarm_high`` (:func:`false_alarm_interval`), ``false_detections_per_s``,
+        ``precision``, ``recall`` (over every sample with a source), ``recall_snr`` (over
+        the samples whose every source stands at least at :data:`RECALL_MIN_SNR` in that
+        sample), ``auc``,
         ``count_error`` (mean of detections minus true sources), ``abs_count_error``,
         ``dle_detected_cm`` (mean DLE of one-source samples with a detection),
-        ``dle_detected_strong_cm`` (the same over those at least at :data:`STRONG` of their
-        activation's peak) and ``n_detected_single``.
+        ``dle_detected_snr_cm`` (the same over those at least at :data:`DLE_MIN_SNR`) and
+        ``n_detected_single``.  Without the ``snr`` column the SNR figures are NaN.
     """
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
-    from .tables import MISSING_STRINGS, order_methods
+    from .tables import order_methods
 
     def numeric(column):
-        values = part[column]
-        if not pd.api.types.is_numeric_dtype(values):  # read_metrics keeps text, "NA" missing
-            values = values.where(~values.isin(MISSING_STRINGS), np.nan)
-        return pd.to_numeric(values).to_numpy(dtype=np.float64)
+        return _numeric(part[column])
 
     rows = []
     for method in order_methods(table["method"].unique()):
@@ -382,33 +474,123 @@ def detection_summary(table, sfreq, guard_ms=0.0):
         if noise[labelled].any() and active[labelled].any():
             auc = roc_auc_score(active[labelled], score[labelled])
         single = (n_sources == 1) & (detections > 0) & np.isfinite(dle)
-        strength = numeric("strength") if "strength" in part else np.ones(len(part))
-        strong = active & (strength >= STRONG)
+        snr = numeric("snr") if "snr" in part else np.full(len(part), np.nan)
+        recall_subset = active & (snr >= RECALL_MIN_SNR)
+        dle_subset = single & (snr >= DLE_MIN_SNR)
+        interval = (np.nan, np.nan)
+        if noise.any() and "sample" in part:
+            # a source between two noise-only samples keeps them more than the guard apart
+            interval = false_alarm_interval(detections[noise] > 0, numeric("sample")[noise],
+                                            max_gap=max(1.0, guard_ms * sfreq / 1000.0))
         rows.append({
             "method": method,
             "n_samples": int(len(part)),
             "n_noise_samples": int(noise.sum()),
             "false_alarm_rate": float(np.mean(detections[noise] > 0)) if noise.any() else np.nan,
+            "false_alarm_low": float(interval[0]),
+            "false_alarm_high": float(interval[1]),
             "false_detections_per_s": (float(detections[noise].sum() / (noise.sum() / sfreq))
                                        if noise.any() else np.nan),
             "precision": (float(true_det.sum() / detections.sum()) if detections.sum() > 0
                           else np.nan),
             "recall": (float(found[active].sum() / n_sources[active].sum()) if active.any()
                        else np.nan),
-            "recall_strong": (float(found[strong].sum() / n_sources[strong].sum())
-                              if strong.any() else np.nan),
+            "recall_snr": (float(found[recall_subset].sum() / n_sources[recall_subset].sum())
+                           if recall_subset.any() else np.nan),
             "auc": float(auc),
             "count_error": float(np.mean((detections - n_sources)[scored])),
             "abs_count_error": float(np.mean(np.abs(detections - n_sources)[scored])),
             "dle_detected_cm": float(np.mean(dle[single])) if single.any() else np.nan,
-            "dle_detected_strong_cm": (float(np.mean(dle[single & strong]))
-                                       if (single & strong).any() else np.nan),
+            "dle_detected_snr_cm": (float(np.mean(dle[dle_subset])) if dle_subset.any()
+                                    else np.nan),
             "n_detected_single": int(single.sum()),
         })
     return pd.DataFrame(rows)
 
 
-def detection_markdown(summary, detection, ece, title=None, guard_ms=0.0):
+def _numeric(values):
+    """A column of metrics.csv as floats (read_metrics keeps text, with "NA" for missing)."""
+    import pandas as pd
+
+    from .tables import MISSING_STRINGS
+
+    if not pd.api.types.is_numeric_dtype(values):
+        values = values.where(~values.isin(MISSING_STRINGS), np.nan)
+    return pd.to_numeric(values).to_numpy(dtype=np.float64)
+
+
+def detection_by_snr(table, bands=SNR_BANDS):
+    """Recall and DLE of detected single sources per band of the sources' SNR in the sample.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows of metrics.csv with the :data:`DETECTION_COLUMNS`.
+    bands : sequence of float
+        Edges of the bands of the ``snr`` column (the weakest true source's SNR in the
+        sample); a band holds ``low <= snr < high``.
+
+    Returns
+    -------
+    by_snr : pandas.DataFrame
+        One row per method and band, in table order: ``method``, ``snr_low``, ``snr_high``,
+        ``n_samples`` (with a source), ``recall`` and ``dle_detected_cm`` (as in
+        :func:`detection_summary`, over the band's samples).  Empty without an ``snr``
+        column.
+    """
+    import pandas as pd
+
+    from .tables import order_methods
+
+    rows = []
+    if "snr" not in table:
+        return pd.DataFrame(rows)
+    for method in order_methods(table["method"].unique()):
+        part = table[table["method"] == method]
+        n_sources, found = _numeric(part["n_sources"]), _numeric(part["detected_sources"])
+        snr, dle = _numeric(part["snr"]), _numeric(part["dle_cm"])
+        single = (n_sources == 1) & (_numeric(part["detections"]) > 0) & np.isfinite(dle)
+        for low, high in zip(bands[:-1], bands[1:]):
+            band = (n_sources > 0) & (snr >= low) & (snr < high)
+            rows.append({
+                "method": method, "snr_low": float(low), "snr_high": float(high),
+                "n_samples": int(band.sum()),
+                "recall": (float(found[band].sum() / n_sources[band].sum()) if band.any()
+                           else np.nan),
+                "dle_detected_cm": (float(np.mean(dle[band & single]))
+                                    if (band & single).any() else np.nan),
+            })
+    return pd.DataFrame(rows)
+
+
+def _by_snr_markdown(by_snr):
+    """Lines of a Markdown table of :func:`detection_by_snr`: a row per band, a column pair
+    per method."""
+    from .tables import method_display_name
+
+    if by_snr.empty:
+        return []
+    methods = list(dict.fromkeys(by_snr["method"]))
+    first = by_snr[by_snr["method"] == methods[0]]
+    lines = [
+        "| SNR in the sample | samples | "
+        + " | ".join(f"{method_display_name(m)}: recall / DLE (cm)" for m in methods) + " |",
+        "| :-- | --: |" + " --: |" * len(methods),
+    ]
+    for band in first.itertuples(index=False):
+        cells = []
+        for method in methods:
+            row = by_snr[(by_snr["method"] == method) & (by_snr["snr_low"] == band.snr_low)]
+            recall, dle = row["recall"].iloc[0], row["dle_detected_cm"].iloc[0]
+            cells.append(("--" if not np.isfinite(recall) else f"{recall:.3f}") + " / "
+                         + ("--" if not np.isfinite(dle) else f"{dle:.2f}"))
+        label = (f"≥ {band.snr_low:g}" if not np.isfinite(band.snr_high)
+                 else f"{band.snr_low:g}-{band.snr_high:g}")
+        lines.append(f"| {label} | {band.n_samples} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def detection_markdown(summary, detection, ece, title=None, guard_ms=0.0, by_snr=None):
     """Format :func:`detection_summary` as a Markdown table with thresholds and calibration.
 
     Parameters
@@ -424,28 +606,40 @@ def detection_markdown(summary, detection, ece, title=None, guard_ms=0.0):
         A level-2 heading.
     guard_ms : float
         The guard around sources that noise-only samples kept (:func:`noise_only`).
+    by_snr : pandas.DataFrame | None
+        Output of :func:`detection_by_snr`, tabulated below the calibration.
     """
     from .tables import method_display_name
 
     def number(value, digits=3):
         return "--" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
+    def interval(row):
+        low, high = getattr(row, "false_alarm_low", np.nan), getattr(row, "false_alarm_high",
+                                                                      np.nan)
+        return f" ({low:.3f}-{high:.3f})" if np.isfinite(low) and np.isfinite(high) else ""
+
+    confidence = ""
+    if detection.get("confidence") is not None:
+        confidence = (f" at most, with {detection['confidence']:.0%} confidence over "
+                      "resampled stretches of noise")
     lines = [f"## {title}", ""] if title else []
     lines += [
         "| Method | threshold | false alarms | false detections / s | precision | recall | "
-        "recall, strong | AUC | count error | DLE of detected single sources (cm) | "
-        "DLE, strong (cm) |",
+        f"recall, SNR ≥ {RECALL_MIN_SNR:g} | AUC | count error | "
+        f"DLE of detected single sources (cm) | DLE, SNR ≥ {DLE_MIN_SNR:g} (cm) |",
         "| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
     ]
     thresholds = detection.get("thresholds", {})
     for row in summary.itertuples(index=False):
         lines.append(
             f"| {method_display_name(row.method)} | {thresholds.get(row.method, np.nan):.3g} | "
-            f"{number(row.false_alarm_rate)} | {number(row.false_detections_per_s, 2)} | "
-            f"{number(row.precision)} | {number(row.recall)} | {number(row.recall_strong)} | "
+            f"{number(row.false_alarm_rate)}{interval(row)} | "
+            f"{number(row.false_detections_per_s, 2)} | "
+            f"{number(row.precision)} | {number(row.recall)} | {number(row.recall_snr)} | "
             f"{number(row.auc)} | "
             f"{number(row.count_error, 2)} | {number(row.dle_detected_cm)} | "
-            f"{number(row.dle_detected_strong_cm)} |"
+            f"{number(row.dle_detected_snr_cm)} |"
         )
     calibration = detection.get("calibration", {})
     method = calibration.get("method", "none")
@@ -457,12 +651,16 @@ def detection_markdown(summary, detection, ece, title=None, guard_ms=0.0):
     lines += [
         "",
         f"Thresholds chosen on the validation split for a false-alarm rate of "
-        f"{detection.get('false_alarm_rate', np.nan):g} (share of noise-only samples with any "
+        f"{detection.get('false_alarm_rate', np.nan):g}{confidence} (share of noise-only "
+        "samples with any "
         "detection; U-Net on its calibrated probability, the others on their unnormalized "
-        "estimates). Detections: local maxima on the cortical mesh at or above the threshold; "
-        "precision and recall at 2 cm (recall and DLE, strong: on the samples where every "
-        f"source is at least at {STRONG:g} of its activation's peak amplitude); AUC of 'any "
-        "source active in this sample' scored by the map's maximum; count error: detections minus true "
+        "estimates; in brackets the 95 % interval of the rate, resampling the stretches of "
+        "noise between sources). Detections: local maxima on the cortical mesh at or above "
+        "the threshold; "
+        "precision and recall at 2 cm; recall and DLE at an SNR: on the samples where every "
+        "true source stands at least at that SNR in that very sample (its activation's SNR "
+        "x its amplitude there / its RMS over the activation); AUC of 'any source active in "
+        "this sample' scored by the map's maximum; count error: detections minus true "
         "sources, mean over samples. "
         f"{int(summary['n_noise_samples'].iloc[0]) if len(summary) else 0} noise-only samples "
         f"(no source active within {guard_ms:g} ms) of "
@@ -474,6 +672,14 @@ def detection_markdown(summary, detection, ece, title=None, guard_ms=0.0):
         "over the pixels predicted at least 0.1 (15 bins).",
         "",
     ]
+    if by_snr is not None and not by_snr.empty:
+        lines += [
+            "Recall and DLE of the detected single sources by the sources' SNR in the sample "
+            "(the weakest source's, for several):",
+            "",
+            *_by_snr_markdown(by_snr),
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -523,7 +729,7 @@ def write_detection_tables(metrics, sfreq, detection, probabilities, labels, out
         summary.to_csv(tmp, index=False, na_rep="NA")
     with atomic_path(written[1]) as tmp:
         tmp.write_text(detection_markdown(summary, detection, ece, title=title,
-                                          guard_ms=guard))
+                                          guard_ms=guard, by_snr=detection_by_snr(metrics)))
     confidence, frequency, counts = reliability_curve(probabilities, labels)
     figure, axis = plt.subplots(figsize=(4, 4))
     axis.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")

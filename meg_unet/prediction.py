@@ -47,7 +47,7 @@ from .constants import HEMISPHERE_NAMES, INVERSE_METHOD_NAMES, INVERSE_METHODS, 
 from .detection import write_detection_tables
 from .errors import DataError, UserError, check_int
 from .io import atomic_path, read_inverse, read_json, split_files, write_json
-from .scoring import metrics_table
+from .scoring import metrics_table, window_snr
 from .tiles import predict_tiles, tile_layout, tile_window
 
 logger = logging.getLogger("meg_unet")
@@ -284,6 +284,7 @@ def predict_split(config, model_dir=None, data_dir=None, n_images=4, border=None
         adjacency=adjacency, border=border, split=split, hemis=hemis,
         active_threshold=trained.preprocessing.active_threshold,
         thresholds=detection["thresholds"],
+        window_snr=_window_snr(provider),
     )
     if table.empty:
         raise DataError(
@@ -337,6 +338,15 @@ def _detection(config, trained, which, progress):
         detection = calibrate_detection(config, model_dir=trained.run_dir, which=which,
                                         progress=progress)
     return detection
+
+
+def _window_snr(provider):
+    """The target SNR of each sample's activation window, from the split's manifest (None
+    where the manifest does not list the windows)."""
+    activations = provider.manifest.get("activations", {})
+    if not all(key in activations for key in ("onsets", "durations", "snr_target")):
+        return None
+    return window_snr(activations, provider.n_times)
 
 
 def _write_tables(table, out_dir, title, detection, sfreq, unet_pixels, true_pixels,

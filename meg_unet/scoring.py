@@ -48,6 +48,7 @@ def metrics_table(
     split="test",
     hemis=None,
     thresholds=None,
+    window_snr=None,
 ):
     """Compute the rows of metrics.csv: one per (sample, method).
 
@@ -92,10 +93,13 @@ def metrics_table(
         Detection threshold per method (every method of ``estimates``), chosen on the
         validation split; adds the columns :data:`meg_unet.detection.DETECTION_COLUMNS`: the
         map's maximum (``score``), the detections, those within 2 cm of a true source, the
-        true sources detected, ``strength``, the weakest true source's amplitude as a
-        fraction of its activation's peak (:func:`event_strength`; NaN without a source), and
+        true sources detected, ``snr``, the SNR of the weakest true source in that very
+        sample (:func:`sample_snr`; NaN without a source or without ``window_snr``), and
         ``samples_to_source``, the distance to the nearest sample with an active source.
         Needs ``adjacency``.
+    window_snr : ndarray, shape (n_times,) | None
+        The target SNR of the activation window each sample lies in (:func:`window_snr`),
+        for the ``snr`` column.
 
     Returns
     -------
@@ -115,7 +119,10 @@ def metrics_table(
     names = METRICS_COLUMNS + (DETECTION_COLUMNS if thresholds is not None else ())
 
     active = np.abs(amplitudes) > active_threshold
-    strength = event_strength(amplitudes, active) if thresholds is not None else None
+    snr = None
+    if thresholds is not None:
+        snr = (np.full(amplitudes.shape, np.nan) if window_snr is None
+               else sample_snr(amplitudes, active, window_snr))
     distance = samples_to_source(active.any(axis=0)) if thresholds is not None else None
     evaluated = layout.evaluated(border)
     columns = {name: [] for name in names}
@@ -158,8 +165,8 @@ def metrics_table(
                 for name in ("score", "detections", "true_detections", "detected_sources"):
                     columns[name].extend(np.asarray(result[name])[picks].tolist())
                 columns["samples_to_source"].extend(distance[samples].tolist())
-                columns["strength"].extend(
-                    float(strength[true_rows[s - start], s].min()) if len(true_rows[s - start])
+                columns["snr"].extend(
+                    float(snr[true_rows[s - start], s].min()) if len(true_rows[s - start])
                     else np.nan for s in samples
                 )
             if hemis is not None:
@@ -198,11 +205,37 @@ def _check_table_inputs(estimates, shape, layout, vertno, hemis, thresholds):
     return vertno, hemis
 
 
-def event_strength(amplitudes, active):
-    """Each active pixel's ``|amplitude|`` relative to the peak of its source's event.
+def window_snr(activations, n_times):
+    """The target SNR of the activation window that each sample lies in.
 
-    An event is a run of consecutive active samples of one vertex (one activation of one
-    source); a sample at 0.5 is at half of that activation's peak.  Silent pixels are 0.
+    Parameters
+    ----------
+    activations : dict
+        The ``"activations"`` record of a split's ``manifest.json``: ``onsets`` and
+        ``durations`` of the windows in samples, and the ``snr_target`` of each.
+    n_times : int
+        Samples of the split.
+
+    Returns
+    -------
+    snr : ndarray of float, shape (n_times,)
+        NaN outside the windows.
+    """
+    snr = np.full(int(n_times), np.nan)
+    for onset, duration, target in zip(activations["onsets"], activations["durations"],
+                                       activations["snr_target"]):
+        snr[int(onset) : int(onset) + int(duration)] = target
+    return snr
+
+
+def sample_snr(amplitudes, active, window_snr):
+    """Each active pixel's SNR in that very sample: how far it stands above the noise.
+
+    Each source is scaled so that its whitened RMS over its own activation reaches the
+    window's SNR (:func:`meg_unet.activations.dipole_amplitudes`), so in one sample it stands
+    at ``window SNR x |amplitude| / RMS of its activation``.  An activation is a run of
+    consecutive active samples of one vertex.  Near the zero crossings of its waveform, or in
+    the tail of a damped oscillation, a source of an SNR-3 window stands far below SNR 1.
 
     Parameters
     ----------
@@ -210,17 +243,23 @@ def event_strength(amplitudes, active):
         True amplitudes.
     active : ndarray of bool, same shape
         Where a source is active.
+    window_snr : ndarray, shape (n_times,)
+        Target SNR of the window of each sample (:func:`window_snr`).
 
     Returns
     -------
-    strength : ndarray of float32, same shape
+    snr : ndarray of float, same shape as ``amplitudes``
+        0 on silent pixels.
     """
     magnitude = np.abs(np.asarray(amplitudes, dtype=np.float64))
-    strength = np.zeros(magnitude.shape, dtype=np.float32)
+    window_snr = np.asarray(window_snr, dtype=np.float64)
+    if window_snr.shape != magnitude.shape[1:]:
+        raise ValueError(f"window_snr must have shape ({magnitude.shape[1]},), but got "
+                         f"{window_snr.shape}")
+    snr = np.zeros(magnitude.shape)
     for row in np.flatnonzero(active.any(axis=1)):
         edges = np.diff(np.concatenate([[0], active[row].astype(np.int8), [0]]))
-        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        peaks = np.maximum.reduceat(magnitude[row], starts) if len(starts) else []
-        for start, stop, peak in zip(starts, stops, peaks):
-            strength[row, start:stop] = magnitude[row, start:stop] / peak
-    return strength
+        for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            run = magnitude[row, start:stop]
+            snr[row, start:stop] = window_snr[start:stop] * run / np.sqrt(np.mean(run**2))
+    return snr

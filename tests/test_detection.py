@@ -74,6 +74,26 @@ def test_false_alarm_threshold_refuses_no_noise_and_bad_rate():
         false_alarm_threshold([1.0], 1.5)
 
 
+def test_false_alarm_threshold_with_a_confidence():
+    """Ten stretches of noise, stretch k scoring k throughout: at a rate of 0.3 the plain rule
+    lets stretches 9 and 10 fire (0.2 of the samples); resampling the stretches, that rate
+    exceeds 0.3 in 12 % of the draws (binomial(10, 0.2) >= 4), so with 95 % confidence only
+    stretch 10 may fire (binomial(10, 0.1) >= 4: 1.3 %)."""
+    scores = np.repeat(np.arange(1.0, 11.0), 10)
+    samples = np.concatenate([100 * k + np.arange(10) for k in range(10)])
+    plain = false_alarm_threshold(scores, 0.3)
+    assert plain == np.nextafter(8.0, np.inf)
+    sure = false_alarm_threshold(scores, 0.3, samples=samples, max_gap=1, confidence=0.95)
+    assert sure == np.nextafter(9.0, np.inf)
+    # one stretch holding everything: the rate is known exactly, and met exactly
+    assert false_alarm_threshold(scores, 0.3, samples=np.arange(100), max_gap=1,
+                                 confidence=0.95) == np.nextafter(7.0, np.inf)
+    with pytest.raises(ValueError, match="needs the samples"):
+        false_alarm_threshold(scores, 0.3, confidence=0.95)
+    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
+        false_alarm_threshold(scores, 0.3, samples=samples, confidence=1.0)
+
+
 # ---- per-sample detections ------------------------------------------------------------------
 
 
@@ -142,41 +162,68 @@ def test_detection_summary_by_hand():
     assert unet["dle_detected_cm"] == 1.0 and unet["n_detected_single"] == 2
     assert mne["precision"] == 0.0 and mne["recall"] == 0.0 and mne["auc"] == 0.5
     assert mne["dle_detected_cm"] == 2.0  # only the sample with a detection
-    assert np.isnan(unet["recall_strong"]) or unet["recall_strong"] == 1.0
+    assert np.isnan(unet["recall_snr"])  # no snr column: no SNR figures
+    assert np.isnan(unet["dle_detected_snr_cm"])
 
 
-def test_recall_on_strong_samples_only():
+def test_recall_where_the_sources_stand_above_the_noise():
     table = pd.DataFrame({
-        "method": ["unet"] * 3, "n_sources": [1, 1, 0], "dle_cm": [0.0, np.nan, np.nan],
-        "score": [0.9, 0.1, 0.1], "detections": [1, 0, 0], "true_detections": [1, 0, 0],
-        "detected_sources": [1, 0, 0], "strength": [0.9, 0.1, np.nan],
+        "method": ["unet"] * 4, "n_sources": [1, 1, 2, 0], "dle_cm": [0.0, np.nan, 0.0, np.nan],
+        "score": [0.9, 0.1, 0.9, 0.1], "detections": [1, 0, 1, 0],
+        "true_detections": [1, 0, 1, 0], "detected_sources": [1, 0, 1, 0],
+        "snr": [2.5, 0.3, 2.0, np.nan],
     })
     row = detection_summary(table, sfreq=100.0).iloc[0]
-    assert row["recall"] == 0.5 and row["recall_strong"] == 1.0
+    assert row["recall"] == 0.5  # 2 of 4 sources
+    assert row["recall_snr"] == 2 / 3  # the two at SNR >= 2: 1 + 1 of 1 + 2 sources
 
 
-def test_dle_of_detected_single_sources_on_strong_samples_only():
-    """Near the zero crossings of its waveform a source is invisible; the strong DLE leaves
-    those samples out, the plain one keeps them."""
+def test_dle_of_detected_single_sources_at_snr_3_only():
+    """Near the zero crossings of its waveform a source is invisible; the DLE at SNR >= 3
+    leaves those samples out, the plain one keeps them."""
     table = pd.DataFrame({
         "method": ["unet"] * 4, "n_sources": [1, 1, 1, 2], "dle_cm": [0.5, 3.5, 1.0, 0.0],
         "score": [0.9, 0.8, 0.1, 0.9], "detections": [1, 1, 0, 1],
         "true_detections": [1, 0, 0, 1], "detected_sources": [1, 0, 0, 1],
-        "strength": [0.9, 0.2, 0.9, 1.0],
+        "snr": [3.0, 0.6, 4.0, 5.0],
     })
     row = detection_summary(table, sfreq=100.0).iloc[0]
     assert row["dle_detected_cm"] == 2.0  # 0.5 and 3.5; the third has no detection
-    assert row["dle_detected_strong_cm"] == 0.5  # the two-source sample does not count
-    without = detection_summary(table.drop(columns="strength"), sfreq=100.0).iloc[0]
-    assert without["dle_detected_strong_cm"] == 2.0  # no strengths: every sample is strong
+    assert row["dle_detected_snr_cm"] == 0.5  # the two-source sample does not count
 
 
-def test_event_strength_by_hand():
-    from meg_unet.scoring import event_strength
+def test_detection_by_snr_bands():
+    from meg_unet.detection import detection_by_snr
 
-    amplitudes = np.array([[0.0, 1.0, 2.0, 4.0, 0.0, -3.0, -1.5, 0.0]])
-    strength = event_strength(amplitudes, amplitudes != 0)
-    np.testing.assert_allclose(strength, [[0, 0.25, 0.5, 1, 0, 1, 0.5, 0]])
+    table = pd.DataFrame({
+        "method": ["unet"] * 4 + ["sloreta"] * 4, "n_sources": [1, 1, 1, 0] * 2,
+        "dle_cm": [0.5, 3.5, 1.0, np.nan] * 2, "score": [0.9, 0.8, 0.1, 0.1] * 2,
+        "detections": [1, 1, 0, 0, 1, 0, 0, 0], "true_detections": [1, 0, 0, 0] * 2,
+        "detected_sources": [1, 0, 0, 0] * 2, "snr": [3.0, 0.6, 4.0, np.nan] * 2,
+    })
+    bands = detection_by_snr(table, bands=(0.0, 1.0, np.inf))
+    assert bands["method"].tolist() == ["sloreta", "sloreta", "unet", "unet"]
+    unet = bands[bands["method"] == "unet"].set_index("snr_low")
+    assert unet.loc[0.0, "n_samples"] == 1 and unet.loc[1.0, "n_samples"] == 2
+    assert unet.loc[0.0, "recall"] == 0.0 and unet.loc[1.0, "recall"] == 0.5
+    assert unet.loc[0.0, "dle_detected_cm"] == 3.5 and unet.loc[1.0, "dle_detected_cm"] == 0.5
+    sloreta = bands[bands["method"] == "sloreta"].set_index("snr_low")
+    assert np.isnan(sloreta.loc[0.0, "dle_detected_cm"])  # nothing detected below SNR 1
+    assert detection_by_snr(table.drop(columns="snr")).empty
+
+
+def test_sample_snr_by_hand():
+    """A source stands at its window's SNR x its amplitude / its RMS over the activation."""
+    from meg_unet.scoring import sample_snr, window_snr
+
+    amplitudes = np.array([[0.0, 1.0, 1.0, 0.0, -3.0, -4.0, 0.0, 0.0]])
+    windows = window_snr({"onsets": [0, 3], "durations": [3, 4], "snr_target": [2.0, 3.0]}, 8)
+    np.testing.assert_allclose(windows, [2, 2, 2, 3, 3, 3, 3, np.nan])
+    snr = sample_snr(amplitudes, amplitudes != 0, windows)
+    rms = np.sqrt((9 + 16) / 2)
+    np.testing.assert_allclose(snr, [[0, 2, 2, 0, 9 / rms, 12 / rms, 0, 0]])
+    with pytest.raises(ValueError, match="window_snr must have shape"):
+        sample_snr(amplitudes, amplitudes != 0, windows[:4])
 
 
 def test_isotonic_calibration_follows_a_plateau_that_platt_cannot():
@@ -209,3 +256,32 @@ def test_samples_to_source_and_the_guard():
     mask, guard = noise_only(distance, 1000.0, 10.0)
     assert guard == 0.0 and mask.sum() == 7
     np.testing.assert_array_equal(samples_to_source(np.zeros(3, bool)), [3, 3, 3])
+
+
+def test_false_alarm_interval_resamples_stretches():
+    from meg_unet.detection import false_alarm_interval
+
+    # two stretches of 4 noise-only samples, 30 samples apart: one fires throughout, one never
+    samples = np.r_[0:4, 34:38]
+    alarms = np.r_[[True] * 4, [False] * 4]
+    low, high = false_alarm_interval(alarms, samples, max_gap=5)
+    assert low == 0.0 and high == 1.0  # resampling whole stretches: all or nothing
+    # the same alarms spread evenly over the stretches leave no doubt about the rate
+    even = np.r_[[True, False] * 4]
+    assert false_alarm_interval(even, samples, max_gap=5) == (0.5, 0.5)
+    # one stretch (no gap over max_gap): a single block, the rate itself
+    assert false_alarm_interval(alarms, samples, max_gap=40) == (0.5, 0.5)
+    assert false_alarm_interval(alarms, samples, max_gap=5) == (low, high)  # seeded
+
+
+def test_detection_summary_reports_the_false_alarm_interval():
+    table = pd.DataFrame({
+        "method": ["unet"] * 6, "sample": [0, 1, 2, 40, 41, 42], "n_sources": [0] * 6,
+        "dle_cm": [np.nan] * 6, "score": [0.9, 0.9, 0.9, 0.1, 0.1, 0.1],
+        "detections": [1, 1, 1, 0, 0, 0], "true_detections": [0] * 6,
+        "detected_sources": [0] * 6, "snr": [np.nan] * 6,
+        "samples_to_source": [100] * 6,
+    })
+    row = detection_summary(table, sfreq=100.0, guard_ms=50.0).iloc[0]
+    assert row["false_alarm_rate"] == 0.5
+    assert (row["false_alarm_low"], row["false_alarm_high"]) == (0.0, 1.0)

@@ -30,7 +30,7 @@ import visualize_predictions
 COLUMNS = [
     "split", "sample", "n_sources", "true_vertices", "method", "peak_vertices", "dle_cm",
     "sd_cm", "oa", "sd_thesis_sqrtcm", "recall", "ghosts",
-    "score", "detections", "true_detections", "detected_sources", "strength",
+    "score", "detections", "true_detections", "detected_sources", "snr",
     "samples_to_source",
 ]
 METHODS = ["mne", "dspm", "sloreta", "unet"]
@@ -143,6 +143,8 @@ def test_metrics_csv_schema(run, predicted):
     assert (df["true_detections"] <= df["detections"]).all()
     assert (df["detected_sources"] <= df["n_sources"]).all()
     assert (df.loc[~active, "true_detections"] == 0).all()
+    # each source's SNR in the sample: positive where a source is, none where none is
+    assert (df.loc[active, "snr"] > 0).all() and df.loc[~active, "snr"].isna().all()
 
 
 def test_summary_equals_summary_table(predicted):
@@ -254,7 +256,10 @@ def test_calibration_record(run, predicted):
     summary = pd.read_csv(predicted / "detection.csv")
     assert summary["method"].tolist() == METHODS
     assert summary["false_alarm_rate"].between(0, 1).all()
-    assert (predicted / "detection.md").read_text().count("| U-Net |") == 1
+    text = (predicted / "detection.md").read_text()
+    assert text.count("| U-Net |") == 1
+    assert "| SNR in the sample | samples |" in text  # recall and DLE per band of SNR
+    assert summary[["false_alarm_low", "false_alarm_high", "recall_snr"]].notna().all().all()
     assert (predicted / "reliability.png").stat().st_size > 0
 
 
