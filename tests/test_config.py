@@ -266,6 +266,7 @@ def test_three_mistakes_from_the_command_line_fast(tmp_path):
         ({"PARAMETERS": {"network.N_LEVEL": 3}}, "did you mean 'network.N_LEVELS'"),
         ({"PARAMETERS": {"network.N_LEVELS": "five"}}, "network.N_LEVELS"),
         ({"PARAMETERS": {"network.DROPOUT_KEEP": 1.5}}, "DROPOUT_KEEP"),
+        ({"PARAMETERS": {"network.DETECTION_CONFIDENCE": 1.0}}, "network.DETECTION_CONFIDENCE"),
         ({"PARAMETERS": {"data_provider.INPUT_PREPROCESSING": "ica"}}, "INPUT_PREPROCESSING"),
         ({"PARAMETERS": "network.EPOCHS=3"}, "PARAMETERS: must be a dict"),
     ],
