@@ -45,6 +45,7 @@ from .detection import (
     fit_platt,
     noise_only,
     samples_to_source,
+    stretch_gap,
 )
 from .io import read_json, write_json
 
@@ -181,7 +182,7 @@ def calibrate_detection(config, model_dir=None, which="best", progress=True):
     thresholds = {
         method: false_alarm_threshold(
             _noise_only_scores(np.asarray(estimate), noise, border), rate,
-            samples=np.flatnonzero(noise), max_gap=max(1.0, guard_ms * provider.sfreq / 1000),
+            samples=np.flatnonzero(noise), max_gap=stretch_gap(provider.sfreq, guard_ms),
             confidence=confidence)
         for method, estimate in estimates.items()
     }

@@ -290,6 +290,16 @@ def noise_only(distance, sfreq, guard_ms):
     return silent, 0.0
 
 
+def stretch_gap(sfreq, guard_ms):
+    """The largest gap (samples) between noise-only samples of one stretch of noise.
+
+    A source between two noise-only samples keeps them more than the guard apart (the
+    samples within ``guard_ms`` of it are not noise only, see :func:`noise_only`); without a
+    guard, any gap separates stretches.
+    """
+    return max(1.0, guard_ms * sfreq / 1000.0)
+
+
 def calibration_errors(probabilities, labels):
     """ECE over all pixels, and over those predicted at least 0.1 (where a user looks).
 
@@ -479,9 +489,8 @@ def detection_summary(table, sfreq, guard_ms=0.0):
         dle_subset = single & (snr >= DLE_MIN_SNR)
         interval = (np.nan, np.nan)
         if noise.any() and "sample" in part:
-            # a source between two noise-only samples keeps them more than the guard apart
             interval = false_alarm_interval(detections[noise] > 0, numeric("sample")[noise],
-                                            max_gap=max(1.0, guard_ms * sfreq / 1000.0))
+                                            max_gap=stretch_gap(sfreq, guard_ms))
         rows.append({
             "method": method,
             "n_samples": int(len(part)),
@@ -615,8 +624,7 @@ def detection_markdown(summary, detection, ece, title=None, guard_ms=0.0, by_snr
         return "--" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
     def interval(row):
-        low, high = getattr(row, "false_alarm_low", np.nan), getattr(row, "false_alarm_high",
-                                                                      np.nan)
+        low, high = row.false_alarm_low, row.false_alarm_high
         return f" ({low:.3f}-{high:.3f})" if np.isfinite(low) and np.isfinite(high) else ""
 
     confidence = ""
